@@ -1,0 +1,1 @@
+"""trendbot's platform-neutral core: knowledge, retrieval, replies and commands."""

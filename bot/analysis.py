@@ -1,0 +1,104 @@
+"""Text analysis shared by the index and the queries: cleaning, aliases, tokens, stems."""
+from __future__ import annotations
+
+import functools
+import re
+import unicodedata
+from collections.abc import Mapping
+
+import snowballstemmer
+
+# Words that carry no topic in a chat question. Kept short on purpose: sklearn's English list
+# drops words such as "system", "back" and "bill" that matter here.
+STOP_WORDS = frozenset(
+    """
+    a about above after again all also am an and any anyone are aren as at be because been
+    being but by can could did do does doing don done for from get gets getting got had has
+    have having he her here hers him his how i if in into is isn it its itself just know let
+    lets like me more most my myself need needs no nor not now of on once only or other our
+    ours out over own please pls really right same say she should so some such tell than that
+    thats the their theirs them then there these they this those thx thanks through to too
+    under until up us very want was we were what whats when where which while who whom why
+    will with would you your yours yourself hey hi hello ok okay yeah yes guys folks team
+    trendbot bot question questions think thought still ever much many way ways thing things
+    something anything kind sort lot lots gonna wanna im ive dont doesnt isnt arent whos
+    """.split()
+)
+
+# Control and format characters (zero-width, bidi overrides) are dropped; line and tab
+# characters become spaces so words stay apart.
+_SPACE_LIKE = {"\n", "\r", "\t", "\v", "\f", "\u2028", "\u2029", "\u0085"}
+_TOKEN = re.compile(r"[a-z0-9]+")
+_SPACES = re.compile(r"\s+")
+
+
+def clean(text: str) -> str:
+    """Return text in NFKC form with control and zero-width characters removed."""
+    text = unicodedata.normalize("NFKC", text)
+    out = []
+    for ch in text:
+        if ch in _SPACE_LIKE:
+            out.append(" ")
+        elif unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn"):
+            continue
+        else:
+            out.append(ch)
+    return _SPACES.sub(" ", "".join(out)).strip()
+
+
+def fold(text: str) -> str:
+    """Lowercase and strip accents, for matching."""
+    decomposed = unicodedata.normalize("NFKD", text.lower())
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+_stemmer = snowballstemmer.stemmer("english")
+
+
+@functools.lru_cache(maxsize=65536)
+def stem(word: str) -> str:
+    """Snowball (Porter 2) stem of one lowercase word; numbers stay as they are."""
+    if word.isdigit():
+        return word
+    return _stemmer.stemWord(word)
+
+
+class Analyzer:
+    """Turns text into the terms the index and the queries share.
+
+    Aliases are applied to the folded text first (longest alias first, whole words only), so
+    `k8s`, `K8S` and `kubernetes` all become the same terms; then the text is split into
+    words, stop words are dropped and the rest are stemmed.
+    """
+
+    def __init__(self, aliases: Mapping[str, str] | None = None):
+        self.aliases = {fold(k).strip(): fold(v).strip() for k, v in (aliases or {}).items()}
+        if self.aliases:
+            keys = sorted(self.aliases, key=len, reverse=True)
+            self._alias_re = re.compile(
+                r"(?<![a-z0-9])(" + "|".join(re.escape(k) for k in keys) + r")(?![a-z0-9])"
+            )
+        else:
+            self._alias_re = None
+
+    def expand(self, text: str) -> str:
+        """Folded text with every alias replaced by its canonical term."""
+        text = fold(text)
+        if self._alias_re is None:
+            return text
+        return self._alias_re.sub(lambda m: self.aliases[m.group(1)], text)
+
+    def words(self, text: str) -> list[str]:
+        """Content words (alias-expanded, folded, not stemmed) in order."""
+        return [w for w in _TOKEN.findall(self.expand(text))
+                if w not in STOP_WORDS and (len(w) > 1 or w.isdigit())]
+
+    def terms(self, text: str) -> list[str]:
+        """Stemmed unigrams and adjacent bigrams: the index's features."""
+        return self.terms_of_words(self.words(text))
+
+    @staticmethod
+    def terms_of_words(words: list[str]) -> list[str]:
+        """Stemmed unigrams and adjacent bigrams of already-split words."""
+        stems = [stem(w) for w in words]
+        return stems + [f"{a} {b}" for a, b in zip(stems, stems[1:])]

@@ -1,0 +1,140 @@
+"""The `trendbot` command line: ask, chat, topics, tip, check, eval."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+
+from bot import knowledge
+
+log = logging.getLogger(__name__)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="trendbot", description="Answers questions about backend-development trends.")
+    p.add_argument("--knowledge", metavar="DIR", default=os.environ.get("TRENDBOT_KNOWLEDGE"),
+                   help="knowledge folder (default: the one shipped with trendbot; env TRENDBOT_KNOWLEDGE)")
+    p.add_argument("-v", "--verbose", action="store_true", help="log debug details to stderr")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    ask = sub.add_parser("ask", help="answer one question, or one per stdin line with '-'")
+    ask.add_argument("question", nargs="*", help="the question; '-' reads one question per line from stdin")
+    ask.add_argument("--json", action="store_true", help="print one JSON object per question")
+    ask.add_argument("--explain", action="store_true", help="show the matched entry, score, corrections, runners-up")
+
+    chat = sub.add_parser("chat", help="interactive console chat")
+    chat.add_argument("--no-color", action="store_true", help="plain text output")
+    sub.add_parser("topics", help="list the topics")
+    sub.add_parser("tip", help="print a random tip")
+    sub.add_parser("check", help="validate the knowledge base and print counts")
+    ev = sub.add_parser("eval", help="measure answer quality on a questions file")
+    ev.add_argument("file", help="YAML file with `questions:` and `out_of_scope:`")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `trendbot` console script."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    if args.command is None:
+        args.command, args.no_color = "chat", False
+    try:
+        kb = knowledge.load(args.knowledge)
+    except knowledge.KnowledgeError as exc:
+        print("The knowledge base is invalid:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 1
+    if args.command == "check":
+        counts = kb.counts()
+        print("knowledge OK: " + ", ".join(f"{n} {kind}" for kind, n in counts.items()))
+        return 0
+
+    from adapters import console
+    from bot.core import Incoming, TrendBot
+
+    bot = TrendBot(kb)
+    color = sys.stdout.isatty()
+    if args.command == "ask":
+        if args.question == ["-"]:
+            return _ask_lines(bot, args.json, args.explain)
+        question = " ".join(args.question)
+        _ask_one(bot, Incoming(question) if not question.strip().startswith("/") else console.to_incoming(question),
+                 args.json, args.explain, color)
+        return 0
+    if args.command == "chat":
+        return console.chat(bot, sys.stdin, sys.stdout, color=False if args.no_color else None)
+    if args.command == "topics":
+        print(console.render(bot.topics(), color))
+        return 0
+    if args.command == "tip":
+        print(console.render(bot.tip(), color))
+        return 0
+    if args.command == "eval":
+        from bot.evaluation import evaluate, format_report, load_cases
+
+        report = evaluate(bot, load_cases(args.file))
+        print(format_report(report))
+        return 0
+    return 2
+
+
+def _ask_one(bot, incoming, as_json: bool, explain: bool, color: bool) -> None:
+    from adapters import console
+
+    decision = bot.explain(incoming) if explain else None
+    reply = decision.reply if decision else bot.handle(incoming)
+    if as_json:
+        data = reply.to_dict()
+        if decision:
+            data["explain"] = _explanation(decision)
+        print(json.dumps(data, ensure_ascii=False), flush=True)
+        return
+    print(console.render(reply, color))
+    if decision:
+        print()
+        print(_format_explanation(_explanation(decision)))
+
+
+def _ask_lines(bot, as_json: bool, explain: bool) -> int:
+    from adapters import console
+
+    for line in sys.stdin:
+        line = line.rstrip("\n")
+        _ask_one(bot, console.to_incoming(line), as_json, explain, False)
+        if not as_json:
+            print("-" * 40, flush=True)
+    return 0
+
+
+def _explanation(decision) -> dict:
+    r = decision.results
+    reply = decision.reply
+    out = {"entry_id": reply.entry_id, "answered": reply.answered, "score": round(reply.score, 4)}
+    if r is not None:
+        out["words"] = list(r.words)
+        out["corrected"] = {a: b for a, b in r.corrections}
+        out["unknown"] = list(r.unknown)
+        out["coverage"] = round(r.coverage, 3)
+        out["ranking"] = [{"entry_id": h.entry_id, "score": round(h.score, 4)} for h in r.hits]
+    return out
+
+
+def _format_explanation(e: dict) -> str:
+    lines = [f"matched: {e['entry_id'] or '(none)'}  score={e['score']}  answered={e['answered']}"]
+    if "words" in e:
+        lines.append(f"read as: {' '.join(e['words']) or '(no content words)'}  coverage={e['coverage']}")
+        if e["corrected"]:
+            lines.append("corrected: " + ", ".join(f"{a} -> {b}" for a, b in e["corrected"].items()))
+        if e["unknown"]:
+            lines.append("unknown: " + ", ".join(e["unknown"]))
+        for i, h in enumerate(e["ranking"], 1):
+            lines.append(f"  {i}. {h['entry_id']}  {h['score']}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,278 @@
+"""TrendBot: turns an Incoming message into a Reply. No I/O; every platform calls this."""
+from __future__ import annotations
+
+import logging
+import random
+import re
+from dataclasses import dataclass
+
+from rapidfuzz import fuzz, process
+
+from bot.analysis import Analyzer, clean, fold
+from bot.knowledge import Faq, Knowledge, Trend
+from bot.replies import Reply, SourceRef, Suggestion
+from bot.retrieval import Document, Index, Results
+
+log = logging.getLogger(__name__)
+
+MAX_INPUT = 2000
+# Calibrated on tests/eval/questions.yaml: the lowest score that keeps out-of-scope questions
+# out while letting short and misspelt in-scope questions through (see `trendbot eval`).
+THRESHOLD = 0.30
+SUGGEST_FLOOR = 0.08  # hits below this are not "related" enough to suggest
+TOPIC_MATCH = 86  # rapidfuzz ratio a /trend argument needs to name a topic directly
+COMMAND_PREFIX = re.compile(r"^\s*/?trend(?:bot)?\b\s*", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """A message from any surface, in the core's terms."""
+
+    text: str
+    platform: str = "console"
+    channel_id: str = "console"
+    user_id: str = "console"
+    thread_id: str | None = None
+    is_command: bool = False  # a slash command: text is what follows the command name
+    is_mention: bool = False
+    is_dm: bool = False
+
+
+@dataclass(frozen=True)
+class Decision:
+    """How a question was answered: the reply and what the index made of the question."""
+
+    reply: Reply
+    results: Results | None
+
+
+def documents(kb: Knowledge) -> list[Document]:
+    """The index documents for every trend and FAQ, with their field weights."""
+    docs = []
+    for t in kb.trends.values():
+        docs.append(Document(
+            t.id,
+            ((t.title, 2.0), (" ".join(t.aliases), 1.5), (t.summary, 1.0),
+             (" ".join(t.points), 0.8), (" ".join(t.tools), 0.8)),
+            (t.title, t.id.replace("-", " "), *t.aliases),
+        ))
+    for q in kb.faqs.values():
+        trend = kb.trends.get(q.trend)
+        docs.append(Document(
+            q.id,
+            ((q.question, 2.0), (" ".join(q.alternates), 1.5), (q.answer, 1.0), (trend.title if trend else "", 0.4)),
+            (q.question, *q.alternates),
+        ))
+    return docs
+
+
+class TrendBot:
+    """The platform-neutral bot: `handle(Incoming) -> Reply`, never raising."""
+
+    def __init__(self, kb: Knowledge, index: Index | None = None, *, rng: random.Random | None = None,
+                 threshold: float = THRESHOLD):
+        self.kb = kb
+        self.analyzer = Analyzer(kb.aliases)
+        self.index = index or Index.build(documents(kb), self.analyzer)
+        self.rng = rng or random.Random()
+        self.threshold = threshold
+        self._topic_names: dict[str, str] = {}
+        for t in kb.trends.values():
+            for name in (t.title, t.id.replace("-", " "), *t.aliases):
+                self._topic_names.setdefault(fold(name), t.id)
+
+    # -- entry points ---------------------------------------------------------------------
+
+    def handle(self, incoming: Incoming) -> Reply:
+        """Answer one message: a /trend command or a free question."""
+        try:
+            return self._handle(incoming).reply
+        except Exception:  # the caller gets a reply whatever happens; details go to the log
+            log.exception("failed to handle a %s message", incoming.platform)
+            return Reply(
+                title="Something went wrong",
+                text="I couldn't answer that because of a problem on my side. Please try again.",
+                answered=False, kind="error", private=True,
+            )
+
+    def explain(self, incoming: Incoming) -> Decision:
+        """Like handle, but also returns how the index read the question (for --explain)."""
+        return self._handle(incoming)
+
+    def _handle(self, incoming: Incoming) -> Decision:
+        text = clean(incoming.text or "")
+        if len(text) > MAX_INPUT:
+            return Decision(self.too_long(len(text)), None)
+        command = incoming.is_command
+        m = COMMAND_PREFIX.match(text)
+        if m and (command or text.lstrip().startswith("/") or m.end() == len(text) or _is_keyword(text[m.end():])):
+            text, command = text[m.end():], True
+        if command:
+            return self._command(text.strip())
+        if not text:
+            return Decision(self.help(), None)
+        return self.answer(text)
+
+    def _command(self, arg: str) -> Decision:
+        word = arg.lower()
+        if word in ("", "topics", "list", "ls"):
+            return Decision(self.topics(), None)
+        if word in ("help", "?", "h", "usage"):
+            return Decision(self.help(), None)
+        if word in ("tip", "tips", "random"):
+            return Decision(self.tip(), None)
+        if word in ("sources", "source", "about"):
+            return Decision(self.source_list(), None)
+        trend = self.find_topic(arg)
+        if trend is not None:
+            return Decision(self.trend_card(trend), None)
+        return self.answer(arg)
+
+    # -- answers --------------------------------------------------------------------------
+
+    def answer(self, question: str) -> Decision:
+        """Answer a free question from the index, or decline with suggestions."""
+        results = self.index.search(question)
+        best = results.best
+        if not results.words or (best is None and not results.unknown):
+            return Decision(self.help(greeting=True), results)
+        if best is None or best.score < self.threshold:
+            return Decision(self.decline(results), results)
+        return Decision(self.entry_reply(best.entry_id, best.score), results)
+
+    def entry_reply(self, entry_id: str, score: float = 1.0) -> Reply:
+        """The reply for one trend or FAQ entry."""
+        if entry_id in self.kb.trends:
+            return self.trend_card(self.kb.trends[entry_id], score)
+        return self.faq_reply(self.kb.faqs[entry_id], score)
+
+    def trend_card(self, t: Trend, score: float = 1.0) -> Reply:
+        """The card `/trend <topic>` shows."""
+        body = [t.summary, "\n".join(f"- {p}" for p in t.points)]
+        if t.tools:
+            body.append("**Tools:** " + ", ".join(t.tools))
+        return Reply(
+            title=t.title, text="\n\n".join(body), answered=True, kind="trend",
+            sources=self._sources(t.sources), suggestions=self._related(t.related),
+            score=score, entry_id=t.id, as_of=self.kb.as_of(t.sources),
+        )
+
+    def faq_reply(self, q: Faq, score: float = 1.0) -> Reply:
+        """The reply for a FAQ entry."""
+        trend = self.kb.trends.get(q.trend)
+        return Reply(
+            title=q.question, text=q.answer, answered=True, kind="answer",
+            sources=self._sources(q.sources), suggestions=self._related((q.trend,) if trend else ()),
+            score=score, entry_id=q.id, as_of=self.kb.as_of(q.sources),
+        )
+
+    def decline(self, results: Results) -> Reply:
+        """No confident answer: say so, and offer up to three related topics."""
+        suggestions: list[str] = []
+        for hit in results.hits:
+            if hit.score < SUGGEST_FLOOR:
+                break
+            trend_id = hit.entry_id if hit.entry_id in self.kb.trends else self.kb.faqs[hit.entry_id].trend
+            if trend_id not in suggestions:
+                suggestions.append(trend_id)
+        related = bool(suggestions)
+        if not related:
+            suggestions = [t for t in ("backend-trends-overview", "serverless", "salaries") if t in self.kb.trends]
+            suggestions = suggestions or list(self.kb.trends)[:3]
+        text = "I don't have a good answer to that in my backend-trends knowledge, and I'd rather not guess."
+        text += (" These topics look closest" if related else " Some topics I can talk about are below")
+        text += "; type `/trend topics` for the full list."
+        return Reply(
+            title="No good answer", text=text, answered=False, kind="decline",
+            suggestions=self._related(tuple(suggestions[:3])),
+            score=results.best.score if results.best else 0.0, private=True,
+        )
+
+    # -- commands ---------------------------------------------------------------------------
+
+    def find_topic(self, name: str) -> Trend | None:
+        """The trend a /trend argument names (fuzzy on titles, ids and aliases), if any."""
+        key = fold(self.analyzer.expand(name)).strip(" ?!.")
+        if not key:
+            return None
+        if key in self._topic_names:
+            return self.kb.trends[self._topic_names[key]]
+        found = process.extractOne(key, self._topic_names.keys(), scorer=fuzz.ratio, score_cutoff=TOPIC_MATCH)
+        return self.kb.trends[self._topic_names[found[0]]] if found else None
+
+    def topics(self) -> Reply:
+        """The list of trend topics."""
+        lines = [f"- **{t.title}**: `/trend {t.id}`" for t in self.kb.trends.values()]
+        return Reply(
+            title="Topics I know", answered=True, kind="topics",
+            text="Ask me anything about these, or type `/trend <topic>` for a topic card.\n\n" + "\n".join(lines),
+        )
+
+    def help(self, greeting: bool = False) -> Reply:
+        """How to use the bot."""
+        text = (
+            ("Hi! " if greeting else "")
+            + "I answer questions about backend-development trends from a curated, cited knowledge base.\n\n"
+            "- Ask a question: \"is serverless cheaper?\", \"k8s vs plain docker?\", \"what are devs paid?\"\n"
+            "- `/trend <topic>`: a topic card, e.g. `/trend serverless`\n"
+            "- `/trend topics`: every topic I know\n"
+            "- `/trend tip`: a random backend tip\n"
+            "- `/trend sources`: the articles my answers come from\n"
+            "- `/trend help`: this message"
+        )
+        return Reply(title="trendbot help", text=text, answered=False, kind="help", private=True)
+
+    def tip(self) -> Reply:
+        """A random tip."""
+        if not self.kb.tips:
+            return Reply(title="No tips yet", text="The knowledge base has no tips.", answered=False, kind="tip", private=True)
+        tip = self.kb.tips[self.rng.choice(sorted(self.kb.tips))]
+        trend = self.kb.trends.get(tip.trend)
+        return Reply(
+            title="Backend tip", text=tip.text, answered=True, kind="tip",
+            sources=self._sources((tip.source,)), suggestions=self._related((tip.trend,) if trend else ()),
+            entry_id=tip.id, as_of=self.kb.as_of((tip.source,)),
+        )
+
+    def source_list(self) -> Reply:
+        """The articles the knowledge comes from."""
+        lines = []
+        for s in self.kb.sources.values():
+            title = f"[{s.title}]({s.url})" if s.url else s.title
+            lines.append(f"- {title}: {s.publisher}, {s.when}")
+        return Reply(
+            title="Where my answers come from", answered=True, kind="sources",
+            text="Every answer cites one or more of these articles:\n\n" + "\n".join(lines),
+        )
+
+    def too_long(self, length: int) -> Reply:
+        """Refusal for input over MAX_INPUT characters."""
+        return Reply(
+            title="That message is too long",
+            text=f"Your message has {length:,} characters; I read up to {MAX_INPUT:,}. "
+                 "Please ask a shorter question.",
+            answered=False, kind="error", private=True,
+        )
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def _sources(self, ids: tuple[str, ...]) -> tuple[SourceRef, ...]:
+        return tuple(
+            SourceRef(s.title, s.url, s.when, s.publisher) for s in (self.kb.sources[i] for i in ids)
+        )
+
+    def _related(self, trend_ids: tuple[str, ...]) -> tuple[Suggestion, ...]:
+        out = []
+        for tid in trend_ids[:3]:
+            t = self.kb.trends.get(tid)
+            if t is not None:
+                out.append(Suggestion(t.title, t.id))
+        return tuple(out)
+
+
+_KEYWORDS = {"topics", "list", "help", "tip", "tips", "sources"}
+
+
+def _is_keyword(rest: str) -> bool:
+    """Whether the text after a bare 'trend' is a subcommand ('trend tip'), not a question."""
+    return rest.strip().lower() in _KEYWORDS

@@ -1,0 +1,407 @@
+"""Load and validate the YAML knowledge base into immutable objects."""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+log = logging.getLogger(__name__)
+
+ID_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+SECTIONS = ("sources", "aliases", "trends", "faqs", "tips")
+MIN_ALTERNATES = 3
+MONTHS = "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split()
+
+
+@dataclass(frozen=True)
+class Source:
+    """An article the knowledge comes from."""
+
+    id: str
+    title: str
+    publisher: str
+    url: str
+    date: str  # "YYYY-MM-DD", or "YYYY" for an undated article
+
+    @property
+    def when(self) -> str:
+        """The date as people read it: "Feb 2025", or "2025" when only the year is known."""
+        return when(self.date)
+
+
+@dataclass(frozen=True)
+class Trend:
+    """A trend card: what `/trend <topic>` shows."""
+
+    id: str
+    title: str
+    aliases: tuple[str, ...]
+    summary: str
+    points: tuple[str, ...]
+    tools: tuple[str, ...]
+    related: tuple[str, ...]
+    sources: tuple[str, ...]
+    file: str
+
+
+@dataclass(frozen=True)
+class Faq:
+    """A question people ask, with its answer."""
+
+    id: str
+    question: str
+    alternates: tuple[str, ...]
+    answer: str
+    trend: str
+    sources: tuple[str, ...]
+    file: str
+
+
+@dataclass(frozen=True)
+class Tip:
+    """One actionable tip, posted as the daily tip."""
+
+    id: str
+    text: str
+    trend: str
+    source: str
+    file: str
+
+
+@dataclass(frozen=True)
+class Knowledge:
+    """The whole validated knowledge base."""
+
+    sources: dict[str, Source]
+    trends: dict[str, Trend]
+    faqs: dict[str, Faq]
+    tips: dict[str, Tip]
+    aliases: dict[str, str]
+    digest: str  # content hash, changes whenever any file does
+
+    def counts(self) -> dict[str, int]:
+        """Number of entries of each kind."""
+        return {
+            "sources": len(self.sources),
+            "trends": len(self.trends),
+            "faqs": len(self.faqs),
+            "tips": len(self.tips),
+            "aliases": len(self.aliases),
+        }
+
+    def as_of(self, source_ids: tuple[str, ...]) -> str:
+        """The date the knowledge behind these sources is current as of (the newest)."""
+        dates = [self.sources[s].date for s in source_ids if s in self.sources]
+        return when(max(dates)) if dates else ""
+
+
+def when(date: str) -> str:
+    """"2025-02-08" -> "Feb 2025"; a bare year stays as it is."""
+    if len(date) == 10:
+        return f"{MONTHS[int(date[5:7]) - 1]} {date[:4]}"
+    return date
+
+
+class KnowledgeError(Exception):
+    """The knowledge base is invalid; `problems` lists every error found."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+def default_path() -> Path:
+    """The knowledge folder shipped with the package (or the repository's, from source)."""
+    here = Path(__file__).resolve().parent
+    shipped = here / "_knowledge"
+    return shipped if shipped.is_dir() else here.parent / "knowledge"
+
+
+def load(path: Path | str | None = None) -> Knowledge:
+    """Read and validate every YAML file under `path`; raise KnowledgeError listing all problems."""
+    root = Path(path) if path is not None else default_path()
+    if not root.is_dir():
+        raise KnowledgeError([f"{root}: knowledge folder not found"])
+    files = sorted(p for p in root.rglob("*.yaml") if p.is_file())
+    if not files:
+        raise KnowledgeError([f"{root}: no .yaml files"])
+    checker = _Checker(root)
+    digest = hashlib.sha256()
+    for file in files:
+        raw = file.read_bytes()
+        digest.update(file.relative_to(root).as_posix().encode() + b"\0" + raw + b"\0")
+        checker.read_file(file, raw)
+    knowledge = checker.finish(digest.hexdigest()[:16])
+    log.info("knowledge loaded: %s", knowledge.counts())
+    return knowledge
+
+
+class _Checker:
+    """Collects entries from files and every problem with them."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.problems: list[str] = []
+        self.raw: dict[str, list[tuple[str, dict]]] = {s: [] for s in SECTIONS if s != "aliases"}
+        self.aliases: dict[str, str] = {}
+        self.alias_file: dict[str, str] = {}
+
+    def problem(self, file: str, entry: str | None, field: str | None, message: str) -> None:
+        where = file
+        if entry:
+            where += f": entry '{entry}'"
+        if field:
+            where += f": field '{field}'"
+        self.problems.append(f"{where}: {message}")
+
+    def read_file(self, path: Path, raw: bytes) -> None:
+        name = path.relative_to(self.root).as_posix()
+        try:
+            text = raw.decode("utf-8")
+            # Composing builds no objects; it lets us see duplicate keys that safe_load hides.
+            for line, key in _duplicate_keys(yaml.compose(text, Loader=yaml.SafeLoader)):
+                self.problem(name, None, key, f"duplicate key (line {line})")
+            data = yaml.safe_load(text)
+        except UnicodeDecodeError:
+            self.problem(name, None, None, "not UTF-8 text")
+            return
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+            reason = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            self.problem(name, None, None, f"not valid YAML{where}: {reason}")
+            return
+        if data is None:
+            return
+        if not isinstance(data, dict):
+            self.problem(name, None, None, "top level must be a mapping of sections")
+            return
+        for section, body in data.items():
+            if section not in SECTIONS:
+                self.problem(name, None, str(section), f"unknown section (expected one of {', '.join(SECTIONS)})")
+            elif section == "aliases":
+                self._read_aliases(name, body)
+            elif not isinstance(body, list):
+                self.problem(name, None, section, "must be a list of entries")
+            else:
+                for item in body:
+                    if not isinstance(item, dict):
+                        self.problem(name, None, section, f"entry must be a mapping, got {_kind(item)}")
+                    else:
+                        self.raw[section].append((name, item))
+
+    def _read_aliases(self, name: str, body: object) -> None:
+        if not isinstance(body, dict):
+            self.problem(name, None, "aliases", "must be a mapping of jargon to canonical term")
+            return
+        for key, value in body.items():
+            if not isinstance(key, str) or not key.strip():
+                self.problem(name, str(key), "aliases", f"alias must be a non-empty string, got {_kind(key)}{_hint(key)}")
+                continue
+            if not isinstance(value, str) or not value.strip():
+                self.problem(name, key, "aliases", f"canonical term must be a non-empty string, got {_kind(value)}{_hint(value)}")
+                continue
+            k, v = key.strip().lower(), value.strip().lower()
+            if k in self.aliases and self.aliases[k] != v:
+                self.problem(name, k, "aliases", f"alias already maps to '{self.aliases[k]}' in {self.alias_file[k]}")
+                continue
+            self.aliases[k] = v
+            self.alias_file[k] = name
+
+    def finish(self, digest: str) -> Knowledge:
+        seen: dict[str, str] = {}
+        sources = {}
+        for file, item in self.raw["sources"]:
+            f = _Fields(self, file, item, "source")
+            src = Source(
+                id=f.id(seen),
+                title=f.text("title"),
+                publisher=f.text("publisher"),
+                url=f.text("url", required=False),
+                date=f.text("date"),
+            )
+            if src.date and not re.fullmatch(r"\d{4}(-\d{2}-\d{2})?", src.date):
+                self.problem(file, src.id, "date", "must be \"YYYY-MM-DD\" or \"YYYY\"")
+            if src.url and not src.url.startswith(("https://", "http://")):
+                self.problem(file, src.id, "url", "must start with https:// or http://")
+            f.done()
+            sources[src.id] = src
+        trends = {}
+        for file, item in self.raw["trends"]:
+            f = _Fields(self, file, item, "trend")
+            t = Trend(
+                id=f.id(seen),
+                title=f.text("title"),
+                aliases=f.texts("aliases", required=False),
+                summary=f.text("summary"),
+                points=f.texts("points"),
+                tools=f.texts("tools", required=False),
+                related=f.texts("related", required=False),
+                sources=f.texts("sources"),
+                file=file,
+            )
+            f.done()
+            trends[t.id] = t
+        faqs = {}
+        for file, item in self.raw["faqs"]:
+            f = _Fields(self, file, item, "faq")
+            q = Faq(
+                id=f.id(seen),
+                question=f.text("question"),
+                alternates=f.texts("alternates"),
+                answer=f.text("answer"),
+                trend=f.text("trend"),
+                sources=f.texts("sources"),
+                file=file,
+            )
+            if 0 < len(q.alternates) < MIN_ALTERNATES:
+                self.problem(file, q.id, "alternates", f"needs at least {MIN_ALTERNATES} phrasings, has {len(q.alternates)}")
+            f.done()
+            faqs[q.id] = q
+        tips = {}
+        for file, item in self.raw["tips"]:
+            f = _Fields(self, file, item, "tip")
+            tip = Tip(id=f.id(seen), text=f.text("text"), trend=f.text("trend"), source=f.text("source"), file=file)
+            f.done()
+            tips[tip.id] = tip
+
+        for t in trends.values():
+            self._refs(t.file, t.id, "related", t.related, trends, "trend")
+            self._refs(t.file, t.id, "sources", t.sources, sources, "source")
+        for q in faqs.values():
+            self._refs(q.file, q.id, "trend", (q.trend,) if q.trend else (), trends, "trend")
+            self._refs(q.file, q.id, "sources", q.sources, sources, "source")
+        for tip in tips.values():
+            self._refs(tip.file, tip.id, "trend", (tip.trend,) if tip.trend else (), trends, "trend")
+            self._refs(tip.file, tip.id, "source", (tip.source,) if tip.source else (), sources, "source")
+        for key, value in self.aliases.items():
+            if key == value:
+                self.problem(self.alias_file[key], key, "aliases", "maps to itself")
+        if not trends and not faqs:
+            self.problems.append(f"{self.root}: no trends or faqs: nothing to answer from")
+        if self.problems:
+            raise KnowledgeError(self.problems)
+        return Knowledge(sources, trends, faqs, tips, dict(self.aliases), digest)
+
+    def _refs(self, file: str, entry: str, field: str, ids: tuple[str, ...], known: dict, what: str) -> None:
+        for ref in ids:
+            if ref not in known:
+                self.problem(file, entry, field, f"unknown {what} id '{ref}'")
+
+
+class _Fields:
+    """Typed access to one entry's fields, recording problems instead of raising."""
+
+    def __init__(self, checker: _Checker, file: str, item: dict, kind: str):
+        self.checker, self.file, self.item, self.kind = checker, file, item, kind
+        self.used = {"id"}
+        raw_id = item.get("id")
+        self.entry = raw_id if isinstance(raw_id, str) else None
+
+    def _problem(self, field: str, message: str) -> None:
+        self.checker.problem(self.file, self.entry or f"<{self.kind} without id>", field, message)
+
+    def id(self, seen: dict[str, str]) -> str:
+        value = self.item.get("id")
+        if not isinstance(value, str) or not value:
+            self._problem("id", f"missing or not a string{_hint(value)}")
+            return ""
+        if not ID_RE.match(value):
+            self._problem("id", "must be a lowercase slug (a-z, 0-9, '-')")
+        if value in seen:
+            self._problem("id", f"duplicate id (first defined in {seen[value]})")
+        seen.setdefault(value, self.file)
+        return value
+
+    def text(self, field: str, required: bool = True) -> str:
+        self.used.add(field)
+        value = self.item.get(field)
+        if value is None:
+            if required:
+                self._problem(field, "missing" if field not in self.item else "empty")
+            return ""
+        if not isinstance(value, str):
+            self._problem(field, f"must be text, got {_kind(value)}{_hint(value)}")
+            return ""
+        if not value.strip():
+            if required:
+                self._problem(field, "empty")
+            return ""
+        return value.strip()
+
+    def texts(self, field: str, required: bool = True) -> tuple[str, ...]:
+        self.used.add(field)
+        value = self.item.get(field)
+        if value is None:
+            if required:
+                self._problem(field, "missing" if field not in self.item else "empty")
+            return ()
+        if not isinstance(value, list):
+            self._problem(field, f"must be a list, got {_kind(value)}{_hint(value)}")
+            return ()
+        out = []
+        for i, v in enumerate(value):
+            if not isinstance(v, str):
+                self._problem(f"{field}[{i}]", f"must be text, got {_kind(v)}{_hint(v)}")
+            elif not v.strip():
+                self._problem(f"{field}[{i}]", "empty")
+            else:
+                out.append(v.strip())
+        if required and not value:
+            self._problem(field, "empty")
+        return tuple(out)
+
+    def done(self) -> None:
+        for key in self.item:
+            if key not in self.used:
+                self._problem(str(key), f"unknown field for a {self.kind}")
+
+
+def _duplicate_keys(node: yaml.Node | None):
+    """Yield (line, key) for every key that appears twice in one mapping."""
+    if node is None:
+        return
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, yaml.MappingNode):
+            seen = set()
+            for k, v in n.value:
+                if isinstance(k, yaml.ScalarNode):
+                    if k.value in seen:
+                        yield k.start_mark.line + 1, k.value
+                    seen.add(k.value)
+                stack.append(v)
+        elif isinstance(n, yaml.SequenceNode):
+            stack.extend(n.value)
+
+
+def _kind(value: object) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (dt.date, dt.datetime)):
+        return "a date"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    if value is None:
+        return "nothing"
+    return type(value).__name__
+
+
+def _hint(value: object) -> str:
+    if isinstance(value, bool):
+        return " (YAML 1.1 reads unquoted yes/no/on/off/true/false as booleans: quote it)"
+    if isinstance(value, (dt.date, dt.datetime)):
+        return " (YAML reads unquoted dates as dates: quote it)"
+    if isinstance(value, (int, float)):
+        return " (quote numbers used as text)"
+    return ""

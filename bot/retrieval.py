@@ -1,0 +1,216 @@
+"""TF-IDF retrieval over the knowledge entries: fit once, then each query is a sparse dot product.
+
+Each entry (trend or FAQ) is scored two ways and the two are blended:
+
+- the *document* vector: a weighted sum of its fields (question, alternates, title, aliases,
+  answer, key points, tools), so many weak matches across the entry still count;
+- the best single *phrasing* (the question, one alternate, the title or one alias), so a
+  question that closely matches one way people ask it wins even when the entry is long.
+
+Unknown query words are corrected against the index vocabulary with rapidfuzz before
+scoring. The score is then damped by the share of the query's words the index knows, so a
+question that is mostly about something else ("best pizza in the cloud city") scores low.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from rapidfuzz import process
+from rapidfuzz.distance import DamerauLevenshtein
+from scipy import sparse
+
+from bot.analysis import Analyzer, stem
+
+DOC_WEIGHT = 0.45  # blend: DOC_WEIGHT * document score + (1 - DOC_WEIGHT) * best phrasing
+COVERAGE_POWER = 0.75  # how hard unknown words pull the score down
+
+
+@dataclass(frozen=True)
+class Document:
+    """What the index needs of one entry: weighted fields and its phrasings."""
+
+    id: str
+    fields: tuple[tuple[str, float], ...]  # (text, weight)
+    phrasings: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One scored entry."""
+
+    entry_id: str
+    score: float
+
+
+@dataclass(frozen=True)
+class Results:
+    """The ranked hits for one query and how the query was read."""
+
+    hits: tuple[Hit, ...]
+    words: tuple[str, ...]  # content words after aliases and corrections
+    corrections: tuple[tuple[str, str], ...]  # (typed, corrected)
+    unknown: tuple[str, ...]  # words the index does not know and could not correct
+    coverage: float  # share of content words the index knows
+
+    @property
+    def best(self) -> Hit | None:
+        """The top hit, if any."""
+        return self.hits[0] if self.hits else None
+
+
+def _max_distance(word: str) -> int:
+    """Edits allowed when correcting a word: none for short words, one up to 7 letters, then two."""
+    if len(word) < 4:
+        return 0
+    return 1 if len(word) <= 7 else 2
+
+
+class Index:
+    """An immutable TF-IDF index over documents. Build with `Index.build(documents, analyzer)`."""
+
+    def __init__(self, analyzer: Analyzer, ids: list[str], vocabulary_: dict[str, int],
+                 idf_: np.ndarray, docs_: sparse.csr_matrix, phrases_: sparse.csr_matrix,
+                 phrase_owner_: np.ndarray, words_: dict[str, int]):
+        self.analyzer = analyzer
+        self.ids = ids
+        self.vocabulary_ = vocabulary_
+        self.idf_ = idf_
+        self.docs_ = docs_
+        self.phrases_ = phrases_
+        self.phrase_owner_ = phrase_owner_
+        self.words_ = words_  # surface word -> how many documents use it
+        by_length: dict[int, list[str]] = defaultdict(list)
+        for w in sorted(words_, key=lambda w: -words_[w]):
+            if not w.isdigit():
+                by_length[len(w)].append(w)
+        self._by_length = dict(by_length)
+
+    @classmethod
+    def build(cls, documents: Sequence[Document], analyzer: Analyzer) -> "Index":
+        """Fit IDF on whole entries, then vectorise fields and phrasings with it."""
+        from sklearn.feature_extraction.text import TfidfVectorizer  # heavy: only when fitting
+
+        whole = [" ".join(t for t, _ in d.fields) + " " + " ".join(d.phrasings) for d in documents]
+        vectorizer = TfidfVectorizer(analyzer=analyzer.terms, sublinear_tf=True, norm="l2", dtype=np.float32)
+        vectorizer.fit(whole)
+
+        field_texts, field_rows, field_weights = [], [], []
+        for row, d in enumerate(documents):
+            for text, weight in d.fields:
+                field_texts.append(text)
+                field_rows.append(row)
+                field_weights.append(weight)
+        fields = vectorizer.transform(field_texts)
+        combine = sparse.csr_matrix(
+            (np.asarray(field_weights, dtype=np.float32), (field_rows, np.arange(len(field_rows)))),
+            shape=(len(documents), len(field_rows)),
+        )
+        docs = _normalize(combine @ fields)
+
+        phrase_texts, owners = [], []
+        for row, d in enumerate(documents):
+            for p in d.phrasings:
+                phrase_texts.append(p)
+                owners.append(row)
+        phrases = vectorizer.transform(phrase_texts) if phrase_texts else sparse.csr_matrix((0, docs.shape[1]), dtype=np.float32)
+
+        words: dict[str, int] = defaultdict(int)
+        for text in whole:
+            for w in set(analyzer.words(text)):
+                words[w] += 1
+        return cls(
+            analyzer,
+            [d.id for d in documents],
+            {t: int(i) for t, i in vectorizer.vocabulary_.items()},
+            vectorizer.idf_.astype(np.float32),
+            docs.tocsr(),
+            phrases.tocsr(),
+            np.asarray(owners, dtype=np.int64),
+            dict(words),
+        )
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def correct(self, word: str) -> str | None:
+        """The closest known word within the allowed edits (most used first on ties), or None."""
+        limit = _max_distance(word)
+        best, best_key = None, None
+        for length in range(len(word) - limit, len(word) + limit + 1):
+            candidates = self._by_length.get(length)
+            if not candidates:
+                continue
+            found = process.extractOne(word, candidates, scorer=DamerauLevenshtein.distance, score_cutoff=limit)
+            if found is not None:
+                key = (found[1], -self.words_[found[0]])
+                if best_key is None or key < best_key:
+                    best, best_key = found[0], key
+        return best
+
+    def read(self, text: str) -> tuple[list[str], list[tuple[str, str]], list[str]]:
+        """Content words of a query with unknown words corrected: (words, corrections, unknown)."""
+        words, corrections, unknown = [], [], []
+        for w in self.analyzer.words(text):
+            if w in self.words_ or stem(w) in self.vocabulary_ or w.isdigit():
+                words.append(w)
+                continue
+            fixed = self.correct(w)
+            if fixed is None:
+                unknown.append(w)
+                words.append(w)
+            else:
+                corrections.append((w, fixed))
+                words.append(fixed)
+        return words, corrections, unknown
+
+    def vector(self, words: Iterable[str]) -> sparse.csr_matrix:
+        """The L2-normalised TF-IDF row vector of already-read words."""
+        counts: dict[int, int] = defaultdict(int)
+        for term in Analyzer.terms_of_words(list(words)):
+            col = self.vocabulary_.get(term)
+            if col is not None:
+                counts[col] += 1
+        if not counts:
+            return sparse.csr_matrix((1, len(self.idf_)), dtype=np.float32)
+        cols = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
+        tf = np.fromiter(counts.values(), dtype=np.float32, count=len(counts))
+        vals = (1.0 + np.log(tf)) * self.idf_[cols]
+        vals /= np.sqrt(float(vals @ vals))
+        return sparse.csr_matrix((vals, (np.zeros(len(cols), dtype=np.int64), cols)), shape=(1, len(self.idf_)))
+
+    def search(self, text: str, k: int = 5) -> Results:
+        """Score every entry against the question and return the top k."""
+        words, corrections, unknown = self.read(text)
+        coverage = (len(words) - len(unknown)) / len(words) if words else 0.0
+        q = self.vector(words)
+        if q.nnz == 0:
+            return Results((), tuple(words), tuple(corrections), tuple(unknown), coverage)
+
+        doc_scores = (self.docs_ @ q.T).tocoo()
+        scores: dict[int, float] = defaultdict(float)
+        for row, val in zip(doc_scores.row.tolist(), doc_scores.data.tolist()):
+            scores[row] += DOC_WEIGHT * val
+        phrase_scores = (self.phrases_ @ q.T).tocoo()
+        best_phrase: dict[int, float] = {}
+        for row, val in zip(phrase_scores.row.tolist(), phrase_scores.data.tolist()):
+            owner = int(self.phrase_owner_[row])
+            if val > best_phrase.get(owner, 0.0):
+                best_phrase[owner] = val
+        for owner, val in best_phrase.items():
+            scores[owner] += (1.0 - DOC_WEIGHT) * val
+
+        damp = coverage ** COVERAGE_POWER
+        top = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))[:k]
+        hits = tuple(Hit(self.ids[row], float(s) * damp) for row, s in top)
+        return Results(hits, tuple(words), tuple(corrections), tuple(unknown), coverage)
+
+
+def _normalize(m: sparse.spmatrix) -> sparse.csr_matrix:
+    """Scale every row to unit length."""
+    m = sparse.csr_matrix(m, dtype=np.float32)
+    norms = np.sqrt(np.asarray(m.multiply(m).sum(axis=1)).ravel())
+    norms[norms == 0] = 1.0
+    return sparse.csr_matrix(sparse.diags(1.0 / norms) @ m, dtype=np.float32)

@@ -1,0 +1,118 @@
+"""TrendBot.handle: commands, free questions, declines and bad input, on the small knowledge base."""
+from __future__ import annotations
+
+import pytest
+
+from bot.core import MAX_INPUT, Incoming, TrendBot
+from bot.replies import to_text
+
+
+def ask(bot: TrendBot, text: str, **kw):
+    return bot.handle(Incoming(text, **kw))
+
+
+def test_free_question_answers_faq_with_source_and_date(mini_bot):
+    reply = ask(mini_bot, "is serverless cheaper?")
+    assert reply.answered and reply.entry_id == "serverless-cheaper"
+    assert reply.sources[0].title == "Article A" and reply.sources[0].url == "https://example.com/a"
+    assert reply.as_of == "Feb 2025"
+    assert "as of Feb 2025" in to_text(reply)
+    assert not reply.private
+
+
+def test_alias_and_typo_reach_the_same_entry(mini_bot):
+    assert ask(mini_bot, "k8s").entry_id == "kubernetes"
+    assert ask(mini_bot, "tell me about kubernets").entry_id == "kubernetes"
+    results = mini_bot.index.search("serverles pricing")
+    assert ("serverles", "serverless") in results.corrections
+
+
+@pytest.mark.parametrize("text", ["/trend serverless", "/trend Serverless computing", "/trend serverles", "/trend faas"])
+def test_trend_command_shows_card(mini_bot, text):
+    reply = ask(mini_bot, text)
+    assert reply.kind == "trend" and reply.entry_id == "serverless"
+    assert "Pay only for what runs." in reply.text
+    assert [s.query for s in reply.suggestions] == ["kubernetes"]
+
+
+def test_slash_command_text_without_prefix(mini_bot):
+    assert ask(mini_bot, "serverless", is_command=True).kind == "trend"
+    assert ask(mini_bot, "", is_command=True).kind == "topics"
+    assert ask(mini_bot, "help", is_command=True).kind == "help"
+
+
+def test_topics_help_tip_sources(mini_bot):
+    topics = ask(mini_bot, "/trend topics")
+    assert topics.kind == "topics" and "`/trend kubernetes`" in topics.text
+    assert ask(mini_bot, "/trend").kind == "topics"
+    helped = ask(mini_bot, "/trend help")
+    assert helped.kind == "help" and helped.private and not helped.answered
+    tip = ask(mini_bot, "/trend tip")
+    assert tip.kind == "tip" and tip.entry_id in ("tip-one", "tip-two") and tip.sources
+    sources = ask(mini_bot, "trend sources")
+    assert sources.kind == "sources" and "Article B" in sources.text and "[Article A](https://example.com/a)" in sources.text
+
+
+def test_command_with_a_question_is_answered(mini_bot):
+    reply = ask(mini_bot, "/trend does lambda save money")
+    assert reply.entry_id == "serverless-cheaper"
+
+
+def test_out_of_scope_declines_privately_with_suggestions(mini_bot):
+    reply = ask(mini_bot, "what's the weather in paris tomorrow")
+    assert not reply.answered and reply.kind == "decline" and reply.private
+    assert 1 <= len(reply.suggestions) <= 3
+    assert "don't have a good answer" in reply.text
+
+
+def test_near_miss_suggests_related_topic(mini_bot):
+    reply = ask(mini_bot, "orchestration of my pizza oven fleet")
+    assert not reply.answered
+    assert "kubernetes" in [s.query for s in reply.suggestions]
+
+
+@pytest.mark.parametrize("text", ["", "   ", "\n\t", "\u200b\u200b", "hi", "thanks!"])
+def test_empty_or_contentless_input_gets_help(mini_bot, text):
+    reply = ask(mini_bot, text)
+    assert reply.kind == "help" and reply.private
+
+
+def test_control_and_zero_width_characters_are_stripped(mini_bot):
+    reply = ask(mini_bot, "is server\u200bless\x00 cheap\x07er\u202e?")
+    assert reply.entry_id == "serverless-cheaper"
+
+
+def test_input_over_limit_is_refused_clearly(mini_bot):
+    reply = ask(mini_bot, "serverless " * 299 + "serverless")
+    assert reply.kind == "error" and reply.private and not reply.answered
+    assert f"{MAX_INPUT:,}" in reply.text and "3,299" in reply.text
+    assert ask(mini_bot, "x" * MAX_INPUT).kind != "error"
+
+
+def test_handle_never_raises(mini_bot, monkeypatch):
+    def boom(*a, **k):
+        raise RuntimeError("index exploded")
+
+    monkeypatch.setattr(mini_bot.index, "search", boom)
+    reply = ask(mini_bot, "is serverless cheaper")
+    assert reply.kind == "error" and not reply.answered and "index exploded" not in reply.text
+
+
+@pytest.mark.parametrize("text", ["@everyone serverless", "<!channel> k8s", "<@U123> is serverless cheaper"])
+def test_mentions_in_input_do_not_break_answers(mini_bot, text):
+    assert ask(mini_bot, text).answered
+
+
+def test_same_question_same_entry_on_every_platform(mini_bot):
+    ids = {ask(mini_bot, "does lambda save money", platform=p).entry_id for p in ("console", "slack", "discord")}
+    assert ids == {"serverless-cheaper"}
+
+
+def test_tip_is_random_but_reproducible(mini_kb):
+    import random
+
+    a = [TrendBot(mini_kb, rng=random.Random(1)).tip().entry_id for _ in range(5)]
+    b = [TrendBot(mini_kb, rng=random.Random(1)).tip().entry_id for _ in range(5)]
+    assert a == b
+    bot = TrendBot(mini_kb, rng=random.Random(3))
+    assert {bot.tip().entry_id for _ in range(30)} == {"tip-one", "tip-two"}
