@@ -22,7 +22,7 @@ def to_incoming(line: str) -> Incoming:
     stripped = line.strip()
     head, _, rest = stripped.partition(" ")
     if head.lower() in ("/trend", "/trendbot"):
-        return Incoming(rest, platform="console", is_command=True, is_dm=True)
+        return Incoming(rest.strip(), platform="console", is_command=True, is_dm=True)
     return Incoming(stripped, platform="console", is_dm=True)
 
 

@@ -5,7 +5,7 @@ import datetime as dt
 import hashlib
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import yaml
@@ -23,6 +23,7 @@ class Source:
     """An article the knowledge comes from."""
 
     id: str
+    name: str  # how answers refer to it: "Nucamp"
     title: str
     publisher: str
     url: str
@@ -220,6 +221,7 @@ class _Checker:
             f = _Fields(self, file, item, "source")
             src = Source(
                 id=f.id(seen),
+                name=f.text("name"),
                 title=f.text("title"),
                 publisher=f.text("publisher"),
                 url=f.text("url", required=False),
@@ -286,12 +288,37 @@ class _Checker:
             self.problems.append(f"{self.root}: no trends or faqs: nothing to answer from")
         if self.problems:
             raise KnowledgeError(self.problems)
+        names = _SourceNames(sources)
+        trends = {k: replace(t, summary=names(t.summary), points=tuple(map(names, t.points))) for k, t in trends.items()}
+        faqs = {k: replace(q, answer=names(q.answer)) for k, q in faqs.items()}
+        tips = {k: replace(t, text=names(t.text)) for k, t in tips.items()}
         return Knowledge(sources, trends, faqs, tips, dict(self.aliases), digest)
 
     def _refs(self, file: str, entry: str, field: str, ids: tuple[str, ...], known: dict, what: str) -> None:
         for ref in ids:
             if ref not in known:
                 self.problem(file, entry, field, f"unknown {what} id '{ref}'")
+
+
+class _SourceNames:
+    """Replaces source ids written in knowledge text with the sources' names."""
+
+    def __init__(self, sources: dict[str, Source]):
+        self.names = {s.id: s.name for s in sources.values()}
+        ids = sorted(self.names, key=len, reverse=True)
+        self.pattern = re.compile(r"(?<![\w-])(" + "|".join(map(re.escape, ids)) + r")(?![\w-])", re.IGNORECASE) if ids else None
+
+    def __call__(self, text: str) -> str:
+        if self.pattern is None:
+            return text
+        return self.pattern.sub(self._name, text)
+
+    def _name(self, m: re.Match) -> str:
+        name = self.names[m.group(1).lower()]
+        before = m.string[: m.start()].rstrip(" *")
+        if not before or before.endswith((".", "\n", ":", "- ", "-")):
+            return name[:1].upper() + name[1:]  # a sentence or bullet starts with it
+        return name
 
 
 class _Fields:

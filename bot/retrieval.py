@@ -93,34 +93,42 @@ class Index:
         """Fit IDF on whole entries, then vectorise fields and phrasings with it."""
         from sklearn.feature_extraction.text import TfidfVectorizer  # heavy: only when fitting
 
-        whole = [" ".join(t for t, _ in d.fields) + " " + " ".join(d.phrasings) for d in documents]
-        vectorizer = TfidfVectorizer(analyzer=analyzer.terms, sublinear_tf=True, norm="l2", dtype=np.float32)
-        vectorizer.fit(whole)
-
-        field_texts, field_rows, field_weights = [], [], []
+        # Analyse every text once; the vectorizer then works on the term lists.
+        words: dict[str, int] = defaultdict(int)
+        field_terms, field_rows, field_weights, whole = [], [], [], []
+        phrase_terms, owners = [], []
         for row, d in enumerate(documents):
+            seen: set[str] = set()
+            doc_terms: list[str] = []
             for text, weight in d.fields:
-                field_texts.append(text)
+                w = analyzer.words(text)
+                seen.update(w)
+                terms = Analyzer.terms_of_words(w)
+                field_terms.append(terms)
                 field_rows.append(row)
                 field_weights.append(weight)
-        fields = vectorizer.transform(field_texts)
+                doc_terms += terms
+            for text in d.phrasings:
+                w = analyzer.words(text)
+                seen.update(w)
+                terms = Analyzer.terms_of_words(w)
+                phrase_terms.append(terms)
+                owners.append(row)
+                doc_terms += terms
+            whole.append(doc_terms)
+            for w in seen:
+                words[w] += 1
+
+        vectorizer = TfidfVectorizer(analyzer=_as_is, sublinear_tf=True, norm="l2", dtype=np.float32)
+        vectorizer.fit(whole)
+        fields = vectorizer.transform(field_terms)
         combine = sparse.csr_matrix(
             (np.asarray(field_weights, dtype=np.float32), (field_rows, np.arange(len(field_rows)))),
             shape=(len(documents), len(field_rows)),
         )
         docs = _normalize(combine @ fields)
+        phrases = vectorizer.transform(phrase_terms) if phrase_terms else sparse.csr_matrix((0, docs.shape[1]), dtype=np.float32)
 
-        phrase_texts, owners = [], []
-        for row, d in enumerate(documents):
-            for p in d.phrasings:
-                phrase_texts.append(p)
-                owners.append(row)
-        phrases = vectorizer.transform(phrase_texts) if phrase_texts else sparse.csr_matrix((0, docs.shape[1]), dtype=np.float32)
-
-        words: dict[str, int] = defaultdict(int)
-        for text in whole:
-            for w in set(analyzer.words(text)):
-                words[w] += 1
         return cls(
             analyzer,
             [d.id for d in documents],
@@ -206,6 +214,11 @@ class Index:
         top = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))[:k]
         hits = tuple(Hit(self.ids[row], float(s) * damp) for row, s in top)
         return Results(hits, tuple(words), tuple(corrections), tuple(unknown), coverage)
+
+
+def _as_is(terms: list[str]) -> list[str]:
+    """The vectorizer's analyzer: texts are analysed before they reach it."""
+    return terms
 
 
 def _normalize(m: sparse.spmatrix) -> sparse.csr_matrix:

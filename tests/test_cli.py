@@ -1,0 +1,102 @@
+"""The trendbot command line, run as a real process."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import MINI
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(*args: str, stdin: str | None = None, knowledge: Path | None = MINI) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "bot.cli"]
+    if knowledge is not None:
+        cmd += ["--knowledge", str(knowledge)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("TRENDBOT_KNOWLEDGE", None)
+    return subprocess.run(cmd + list(args), input=stdin, capture_output=True, text=True, cwd=ROOT, env=env, timeout=60)
+
+
+def test_ask_prints_answer():
+    out = run("ask", "is serverless cheaper?")
+    assert out.returncode == 0
+    assert out.stdout.startswith("Is serverless cheaper than running servers?")
+    assert "Source: Article A" in out.stdout
+
+
+def test_ask_json_stdin_one_object_per_line_in_order():
+    out = run("ask", "--json", "-", stdin="k8s\nwhat's the weather in paris\n\n/trend serverless\n")
+    assert out.returncode == 0
+    rows = [json.loads(line) for line in out.stdout.splitlines()]
+    assert len(rows) == 4
+    for row in rows:
+        assert {"answered", "title", "text", "score", "entry_id", "sources", "suggestions"} <= row.keys()
+    assert [r["entry_id"] for r in rows] == ["kubernetes", None, None, "serverless"]
+    assert [r["answered"] for r in rows] == [True, False, False, True]
+    assert rows[0]["text"].startswith("Kubernetes\n\nKubernetes schedules")
+    assert "**" not in rows[3]["text"] and "Tools: AWS Lambda" in rows[3]["text"]
+    assert rows[0]["sources"][0]["title"] == "Article A"
+
+
+def test_ask_json_flushes_each_line():
+    """An answer must arrive before the next question is written (a pipe, not a batch)."""
+    cmd = [sys.executable, "-m", "bot.cli", "--knowledge", str(MINI), "ask", "--json", "-"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT, env=env)
+    try:
+        proc.stdin.write("k8s\n")
+        proc.stdin.flush()
+        first = json.loads(proc.stdout.readline())
+        assert first["entry_id"] == "kubernetes"
+        proc.stdin.write("faas\n")
+        proc.stdin.close()
+        assert json.loads(proc.stdout.readline())["entry_id"] == "serverless"
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_ask_explain_shows_ranking_and_corrections():
+    out = run("ask", "--explain", "serverles pricing")
+    assert "matched: " in out.stdout and "corrected: serverles -> serverless" in out.stdout
+    assert "  1. " in out.stdout
+
+
+def test_check_prints_counts_and_fails_on_bad_knowledge(tmp_path):
+    ok = run("check")
+    assert ok.returncode == 0 and "2 trends" in ok.stdout and "1 faqs" in ok.stdout
+    (tmp_path / "bad.yaml").write_text("tips:\n  - id: t\n    text: yes\n", encoding="utf-8")
+    bad = run("check", knowledge=tmp_path)
+    assert bad.returncode == 1
+    assert "bad.yaml: entry 't': field 'text'" in bad.stderr
+    assert "Traceback" not in bad.stderr
+
+
+def test_topics_and_tip_commands():
+    assert "`/trend kubernetes`" not in run("topics").stdout  # code spans print without backticks
+    assert "Kubernetes: /trend kubernetes" in run("topics").stdout
+    assert run("tip").stdout.startswith("Backend tip")
+
+
+def test_eval_prints_rates(tmp_path):
+    qfile = tmp_path / "q.yaml"
+    qfile.write_text("questions:\n  - q: k8s\n    expect: kubernetes\n  - q: lambda cost\n    expect: kubernetes\n"
+                     "out_of_scope:\n  - best pizza in naples\n", encoding="utf-8")
+    out = run("eval", str(qfile))
+    assert out.returncode == 0
+    assert "in scope: 1/2 top-1 correct (50.0%)" in out.stdout
+    assert "out of scope: 1/1 declined (100.0%)" in out.stdout
+    assert "'lambda cost': want kubernetes" in out.stdout
+
+
+def test_console_path_imports_no_chat_platform():
+    code = ("import sys, bot.cli; bot.cli.main(['--knowledge', %r, 'ask', 'k8s']);"
+            "bad = [m for m in sys.modules if m.split('.')[0] in ('slack_bolt', 'slack_sdk', 'discord', 'aiohttp')];"
+            "print('LOADED', bad)") % str(MINI)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert "LOADED []" in out.stdout
