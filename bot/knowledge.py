@@ -164,10 +164,9 @@ class _Checker:
         name = path.relative_to(self.root).as_posix()
         try:
             text = raw.decode("utf-8")
-            # Composing builds no objects; it lets us see duplicate keys that safe_load hides.
-            for line, key in _duplicate_keys(yaml.compose(text, Loader=yaml.SafeLoader)):
+            data, duplicates = _safe_load(text)
+            for line, key in duplicates:
                 self.problem(name, None, key, f"duplicate key (line {line})")
-            data = yaml.safe_load(text)
         except UnicodeDecodeError:
             self.problem(name, None, None, "not UTF-8 text")
             return
@@ -387,6 +386,21 @@ class _Fields:
         for key in self.item:
             if key not in self.used:
                 self._problem(str(key), f"unknown field for a {self.kind}")
+
+
+# libyaml's safe loader when PyYAML has it (several times faster), else the pure-Python one.
+_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _safe_load(text: str) -> tuple[object, list[tuple[int, str]]]:
+    """yaml.safe_load, parsing once, plus the duplicate keys it would silently merge."""
+    loader = _SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
+    finally:
+        loader.dispose()
+    return data, list(_duplicate_keys(node))
 
 
 def _duplicate_keys(node: yaml.Node | None):
