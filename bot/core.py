@@ -258,7 +258,7 @@ class TrendBot:
 
     def _sources(self, ids: tuple[str, ...]) -> tuple[SourceRef, ...]:
         return tuple(
-            SourceRef(s.title, s.url, s.when, s.publisher) for s in (self.kb.sources[i] for i in ids)
+            SourceRef(s.title, s.url, s.when, s.publisher, s.name) for s in (self.kb.sources[i] for i in ids)
         )
 
     def _related(self, trend_ids: tuple[str, ...]) -> tuple[Suggestion, ...]:

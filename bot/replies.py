@@ -14,6 +14,7 @@ class SourceRef:
     url: str
     date: str  # as people read it: "Feb 2025"
     publisher: str = ""
+    name: str = ""  # short name answers use: "Nucamp"
 
 
 @dataclass(frozen=True)
@@ -52,13 +53,12 @@ class Reply:
 
 
 def sources_line(reply: Reply) -> str:
-    """'Source: Title (Publisher, Feb 2025) <url>; ... · as of Feb 2025', or ''."""
+    """'Sources: Nucamp (Jan 2025) <url>; ... · as of Feb 2025', or ''. Titles are in `sources`."""
     if not reply.sources:
         return ""
     cited = []
     for s in reply.sources:
-        who = ", ".join(x for x in (s.publisher, s.date) if x)
-        item = f"{s.title} ({who})" if who else s.title
+        item = f"{s.name or s.title} ({s.date})" if s.date else (s.name or s.title)
         cited.append(f"{item} <{s.url}>" if s.url else item)
     label = "Source" if len(cited) == 1 else "Sources"
     line = f"{label}: " + "; ".join(cited)

@@ -20,7 +20,7 @@ def test_render_plain_has_no_escape_codes(mini_bot):
     assert text.startswith("Serverless computing\n\n")
     assert "  • Pay only for what runs." in text
     assert "Tools: AWS Lambda, Azure Functions" in text
-    assert "Source: Article A (Example Press, Feb 2025) <https://example.com/a> · as of Feb 2025" in text
+    assert "Source: Example (Feb 2025) <https://example.com/a> · as of Feb 2025" in text
 
 
 def test_render_color_styles_title():
