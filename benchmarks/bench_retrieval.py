@@ -104,7 +104,7 @@ def generated(n: int, seed: int = 42) -> tuple[Knowledge, list[str]]:
     def sentence(k: int) -> str:
         return " ".join(rng.choices(vocab, weights, k=k))
 
-    src = Source("gen", "Generated", "bench", "", "2025-01-01")
+    src = Source("gen", "Generated", "Generated", "bench", "", "2025-01-01")
     n_trends = max(1, n // 50)
     trends = {f"t{i}": Trend(f"t{i}", sentence(3), (sentence(1),), sentence(25), (sentence(12), sentence(12)),
                              (sentence(2),), (), ("gen",), "gen.yaml") for i in range(n_trends)}

@@ -22,6 +22,7 @@ STOP_WORDS = frozenset(
     will with would you your yours yourself hey hi hello ok okay yeah yes guys folks team
     trendbot bot question questions think thought still ever much many way ways thing things
     something anything kind sort lot lots gonna wanna im ive dont doesnt isnt arent whos
+    going goes actually anyway someone said says etc via per
     """.split()
 )
 
@@ -61,6 +62,19 @@ def stem(word: str) -> str:
     if word.isdigit():
         return word
     return _stemmer.stemWord(word)
+
+
+@functools.lru_cache(maxsize=1)
+def _english() -> object:
+    from spellchecker import SpellChecker  # its English word frequencies: loaded on first use
+
+    return SpellChecker(distance=1)
+
+
+@functools.lru_cache(maxsize=65536)
+def is_english_word(word: str, min_frequency: int) -> bool:
+    """Whether `word` is an ordinary English word (so an unknown word, not a typo)."""
+    return _english()[word] >= min_frequency
 
 
 class Analyzer:

@@ -76,10 +76,16 @@ class TrendBot:
         self.index = index or Index.build(documents(kb), self.analyzer)
         self.rng = rng or random.Random()
         self.threshold = threshold
+        # `/trend <name>` accepts a trend's title, id or any of its aliases; a free question that
+        # is only a name must be a title or id, since aliases also name narrower things
+        # ("rbac" is an alias of security-by-design but has a FAQ of its own).
         self._topic_names: dict[str, str] = {}
+        self._title_names: dict[str, str] = {}
         for t in kb.trends.values():
+            for name in (t.title, t.id.replace("-", " ")):
+                self._title_names.setdefault(fold(self.analyzer.expand(name)), t.id)
             for name in (t.title, t.id.replace("-", " "), *t.aliases):
-                self._topic_names.setdefault(fold(name), t.id)
+                self._topic_names.setdefault(fold(self.analyzer.expand(name)), t.id)
 
     # -- entry points ---------------------------------------------------------------------
 
@@ -131,7 +137,14 @@ class TrendBot:
     # -- answers --------------------------------------------------------------------------
 
     def answer(self, question: str) -> Decision:
-        """Answer a free question from the index, or decline with suggestions."""
+        """Answer a free question from the index, or decline with suggestions.
+
+        A question that is just a topic's name ("serverless", "k8s?", "mircoservices") gets
+        that topic's card, as `/trend <topic>` would.
+        """
+        trend = self.find_topic(question, self._title_names)
+        if trend is not None:
+            return Decision(self.trend_card(trend), None)
         results = self.index.search(question)
         best = results.best
         if not results.words or (best is None and not results.unknown):
@@ -190,15 +203,16 @@ class TrendBot:
 
     # -- commands ---------------------------------------------------------------------------
 
-    def find_topic(self, name: str) -> Trend | None:
+    def find_topic(self, name: str, names: dict[str, str] | None = None) -> Trend | None:
         """The trend a /trend argument names (fuzzy on titles, ids and aliases), if any."""
-        key = fold(self.analyzer.expand(name)).strip(" ?!.")
+        names = self._topic_names if names is None else names
+        key = self.analyzer.expand(name).strip(" ?!.")
         if not key:
             return None
-        if key in self._topic_names:
-            return self.kb.trends[self._topic_names[key]]
-        found = process.extractOne(key, self._topic_names.keys(), scorer=fuzz.ratio, score_cutoff=TOPIC_MATCH)
-        return self.kb.trends[self._topic_names[found[0]]] if found else None
+        if key in names:
+            return self.kb.trends[names[key]]
+        found = process.extractOne(key, names.keys(), scorer=fuzz.ratio, score_cutoff=TOPIC_MATCH)
+        return self.kb.trends[names[found[0]]] if found else None
 
     def topics(self) -> Reply:
         """The list of trend topics."""

@@ -7,9 +7,13 @@ Each entry (trend or FAQ) is scored two ways and the two are blended:
 - the best single *phrasing* (the question, one alternate, the title or one alias), so a
   question that closely matches one way people ask it wins even when the entry is long.
 
-Unknown query words are corrected against the index vocabulary with rapidfuzz before
-scoring. The score is then damped by the share of the query's words the index knows, so a
-question that is mostly about something else ("best pizza in the cloud city") scores low.
+- how much of the query's TF-IDF weight the entry contains at all (query coverage), so a
+  question whose informative words ("2033", "growth") all appear in a long answer still ranks it.
+
+Unknown query words that are not ordinary English words ("kubernets", not "playing") are
+corrected against the index vocabulary with rapidfuzz before scoring. The score is then damped
+by the share of the query's words the index knows, so a question that is mostly about something
+else ("best pizza in the cloud city") scores low.
 """
 from __future__ import annotations
 
@@ -22,10 +26,12 @@ from rapidfuzz import process
 from rapidfuzz.distance import DamerauLevenshtein
 from scipy import sparse
 
-from bot.analysis import Analyzer, stem
+from bot.analysis import Analyzer, is_english_word, stem
 
-DOC_WEIGHT = 0.45  # blend: DOC_WEIGHT * document score + (1 - DOC_WEIGHT) * best phrasing
+# The blend of the three scores; they sum to 1 so a perfect match scores 1.
+DOC_WEIGHT, PHRASE_WEIGHT, COVER_WEIGHT = 0.25, 0.40, 0.35
 COVERAGE_POWER = 0.75  # how hard unknown words pull the score down
+ENGLISH_MIN_FREQUENCY = 100  # a word this common in English is a word, not a typo to correct
 
 
 @dataclass(frozen=True)
@@ -73,7 +79,7 @@ class Index:
 
     def __init__(self, analyzer: Analyzer, ids: list[str], vocabulary_: dict[str, int],
                  idf_: np.ndarray, docs_: sparse.csr_matrix, phrases_: sparse.csr_matrix,
-                 phrase_owner_: np.ndarray, words_: dict[str, int]):
+                 phrase_owner_: np.ndarray, presence_: sparse.csr_matrix, words_: dict[str, int]):
         self.analyzer = analyzer
         self.ids = ids
         self.vocabulary_ = vocabulary_
@@ -81,6 +87,7 @@ class Index:
         self.docs_ = docs_
         self.phrases_ = phrases_
         self.phrase_owner_ = phrase_owner_
+        self.presence_ = presence_  # entry x term: weight of the strongest field holding the term
         self.words_ = words_  # surface word -> how many documents use it
         by_length: dict[int, list[str]] = defaultdict(list)
         for w in sorted(words_, key=lambda w: -words_[w]):
@@ -127,6 +134,11 @@ class Index:
             shape=(len(documents), len(field_rows)),
         )
         docs = _normalize(combine @ fields)
+        top_weight = max(field_weights) if field_weights else 1.0
+        held = sparse.csr_matrix(fields, copy=True)
+        held.data[:] = 1.0
+        held = sparse.diags(np.asarray(field_weights, dtype=np.float32) / top_weight) @ held
+        presence = _row_max(sparse.csr_matrix(held), np.asarray(field_rows), len(documents))
         phrases = vectorizer.transform(phrase_terms) if phrase_terms else sparse.csr_matrix((0, docs.shape[1]), dtype=np.float32)
 
         return cls(
@@ -137,6 +149,7 @@ class Index:
             docs.tocsr(),
             phrases.tocsr(),
             np.asarray(owners, dtype=np.int64),
+            presence,
             dict(words),
         )
 
@@ -165,13 +178,15 @@ class Index:
             if w in self.words_ or stem(w) in self.vocabulary_ or w.isdigit():
                 words.append(w)
                 continue
-            fixed = self.correct(w)
+            fixed = None if is_english_word(w, ENGLISH_MIN_FREQUENCY) else self.correct(w)
             if fixed is None:
                 unknown.append(w)
                 words.append(w)
             else:
                 corrections.append((w, fixed))
                 words.append(fixed)
+        if corrections:  # a corrected word may complete an alias ("continous integration")
+            words = self.analyzer.words(" ".join(words))
         return words, corrections, unknown
 
     def vector(self, words: Iterable[str]) -> sparse.csr_matrix:
@@ -197,10 +212,13 @@ class Index:
         if q.nnz == 0:
             return Results((), tuple(words), tuple(corrections), tuple(unknown), coverage)
 
-        doc_scores = (self.docs_ @ q.T).tocoo()
         scores: dict[int, float] = defaultdict(float)
+        doc_scores = (self.docs_ @ q.T).tocoo()
         for row, val in zip(doc_scores.row.tolist(), doc_scores.data.tolist()):
             scores[row] += DOC_WEIGHT * val
+        covered = (self.presence_ @ q.multiply(q).T).tocoo()  # q is unit length: weights sum to 1
+        for row, val in zip(covered.row.tolist(), covered.data.tolist()):
+            scores[row] += COVER_WEIGHT * val
         phrase_scores = (self.phrases_ @ q.T).tocoo()
         best_phrase: dict[int, float] = {}
         for row, val in zip(phrase_scores.row.tolist(), phrase_scores.data.tolist()):
@@ -208,12 +226,26 @@ class Index:
             if val > best_phrase.get(owner, 0.0):
                 best_phrase[owner] = val
         for owner, val in best_phrase.items():
-            scores[owner] += (1.0 - DOC_WEIGHT) * val
+            scores[owner] += PHRASE_WEIGHT * val
 
         damp = coverage ** COVERAGE_POWER
         top = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))[:k]
         hits = tuple(Hit(self.ids[row], float(s) * damp) for row, s in top)
         return Results(hits, tuple(words), tuple(corrections), tuple(unknown), coverage)
+
+
+def _row_max(m: sparse.csr_matrix, groups: np.ndarray, n_groups: int) -> sparse.csr_matrix:
+    """Element-wise maximum of the rows of m that share a group: one row per group."""
+    coo = m.tocoo()
+    out: dict[tuple[int, int], float] = {}
+    for r, c, v in zip(groups[coo.row].tolist(), coo.col.tolist(), coo.data.tolist()):
+        if v > out.get((r, c), 0.0):
+            out[(r, c)] = v
+    if not out:
+        return sparse.csr_matrix((n_groups, m.shape[1]), dtype=np.float32)
+    keys = np.array(list(out.keys()), dtype=np.int64)
+    vals = np.fromiter(out.values(), dtype=np.float32, count=len(out))
+    return sparse.csr_matrix((vals, (keys[:, 0], keys[:, 1])), shape=(n_groups, m.shape[1]))
 
 
 def _as_is(terms: list[str]) -> list[str]:
