@@ -33,6 +33,13 @@ _TOKEN = re.compile(r"[a-z0-9]+")
 _SPACES = re.compile(r"\s+")
 
 
+_HYPHEN = re.compile(r"(?<=[a-z0-9])-(?=[a-z0-9])")
+
+
+def _dehyphen(text: str) -> str:
+    return _HYPHEN.sub(" ", text)
+
+
 def clean(text: str) -> str:
     """Return text in NFKC form with control and zero-width characters removed."""
     text = unicodedata.normalize("NFKC", text)
@@ -86,7 +93,10 @@ class Analyzer:
     """
 
     def __init__(self, aliases: Mapping[str, str] | None = None):
-        self.aliases = {fold(k).strip(): fold(v).strip() for k, v in (aliases or {}).items()}
+        self.aliases: dict[str, str] = {}
+        for k, v in (aliases or {}).items():
+            # Hyphens are spaces for matching: "functions-as-a-service" finds "functions as a service".
+            self.aliases.setdefault(_dehyphen(fold(k).strip()), fold(v).strip())
         if self.aliases:
             keys = sorted(self.aliases, key=len, reverse=True)
             self._alias_re = re.compile(
@@ -97,7 +107,7 @@ class Analyzer:
 
     def expand(self, text: str) -> str:
         """Folded text with every alias replaced by its canonical term."""
-        text = fold(text)
+        text = _dehyphen(fold(text))
         if self._alias_re is None:
             return text
         return self._alias_re.sub(lambda m: self.aliases[m.group(1)], text)

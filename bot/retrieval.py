@@ -30,7 +30,7 @@ from bot.analysis import Analyzer, is_english_word, stem
 
 # The blend of the three scores; they sum to 1 so a perfect match scores 1.
 DOC_WEIGHT, PHRASE_WEIGHT, COVER_WEIGHT = 0.25, 0.40, 0.35
-COVERAGE_POWER = 0.75  # how hard unknown words pull the score down
+COVERAGE_POWER = 1.5  # how hard unknown words pull the score down
 ENGLISH_MIN_FREQUENCY = 100  # a word this common in English is a word, not a typo to correct
 
 
