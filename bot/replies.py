@@ -1,7 +1,7 @@
 """Reply: the one thing the core hands to adapters, and its plain-text form."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 from bot import markup
 
@@ -39,12 +39,10 @@ class Reply:
     entry_id: str | None = None
     private: bool = False
     as_of: str = ""  # "Feb 2025": the date the knowledge behind this reply is current as of
-    extra: dict = field(default_factory=dict, compare=False, hash=False)
 
     def to_dict(self) -> dict:
         """JSON-ready form, including the whole reply as plain text."""
         d = asdict(self)
-        d.pop("extra")
         d["score"] = round(self.score, 4)
         d["suggestions"] = [s.label for s in self.suggestions]
         d["text"] = to_text(self)

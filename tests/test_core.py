@@ -116,3 +116,20 @@ def test_tip_is_random_but_reproducible(mini_kb):
     assert a == b
     bot = TrendBot(mini_kb, rng=random.Random(3))
     assert {bot.tip().entry_id for _ in range(30)} == {"tip-one", "tip-two"}
+
+
+def test_english_words_are_not_corrected_into_jargon(shipped_bot):
+    words, corrections, unknown = shipped_bot.index.read("who is playing at wembley this weekend")
+    assert corrections == [] and "playing" in unknown
+    assert not shipped_bot.handle(Incoming("who is playing at wembley this weekend")).answered
+    _, corrections, _ = shipped_bot.index.read("mircoservices kubernets")
+    assert ("mircoservices", "microservices") in corrections and ("kubernets", "kubernetes") in corrections
+
+
+def test_hyphenated_jargon_matches_its_alias(shipped_bot):
+    assert shipped_bot.analyzer.expand("functions-as-a-service") == shipped_bot.analyzer.expand("faas")
+
+
+def test_corrected_word_completes_an_alias(shipped_bot):
+    words, _, _ = shipped_bot.index.read("continous integration")
+    assert words == shipped_bot.analyzer.words("continuous integration")
