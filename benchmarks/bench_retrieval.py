@@ -99,10 +99,13 @@ def generated(n: int, seed: int = 42) -> tuple[Knowledge, list[str]]:
     """A synthetic knowledge base of n entries (2% trends, the rest FAQs) and questions about it."""
     rng = random.Random(seed)
     vocab = sorted({"".join(rng.choices(string.ascii_lowercase, k=rng.randint(4, 10))) for _ in range(30000)})
-    weights = [1 / (i + 1) for i in range(len(vocab))]  # Zipf-like word frequencies
+    cum, total = [], 0.0
+    for i in range(len(vocab)):  # Zipf-like word frequencies
+        total += 1 / (i + 1)
+        cum.append(total)
 
     def sentence(k: int) -> str:
-        return " ".join(rng.choices(vocab, weights, k=k))
+        return " ".join(rng.choices(vocab, cum_weights=cum, k=k))
 
     src = Source("gen", "Generated", "Generated", "bench", "", "2025-01-01")
     n_trends = max(1, n // 50)

@@ -88,6 +88,7 @@ class Index:
         self.phrases_ = phrases_
         self.phrase_owner_ = phrase_owner_
         self.presence_ = presence_  # entry x term: weight of the strongest field holding the term
+        self._docs, self._phrases, self._presence = _csc(docs_), _csc(phrases_), _csc(presence_)
         self.words_ = words_  # surface word -> how many documents use it
         by_length: dict[int, list[str]] = defaultdict(list)
         for w in sorted(words_, key=lambda w: -words_[w]):
@@ -189,63 +190,76 @@ class Index:
             words = self.analyzer.words(" ".join(words))
         return words, corrections, unknown
 
-    def vector(self, words: Iterable[str]) -> sparse.csr_matrix:
-        """The L2-normalised TF-IDF row vector of already-read words."""
+    def vector(self, words: Iterable[str]) -> tuple[np.ndarray, np.ndarray]:
+        """The L2-normalised TF-IDF vector of already-read words, as (columns, values)."""
         counts: dict[int, int] = defaultdict(int)
         for term in Analyzer.terms_of_words(list(words)):
             col = self.vocabulary_.get(term)
             if col is not None:
                 counts[col] += 1
-        if not counts:
-            return sparse.csr_matrix((1, len(self.idf_)), dtype=np.float32)
         cols = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
         tf = np.fromiter(counts.values(), dtype=np.float32, count=len(counts))
         vals = (1.0 + np.log(tf)) * self.idf_[cols]
-        vals /= np.sqrt(float(vals @ vals))
-        return sparse.csr_matrix((vals, (np.zeros(len(cols), dtype=np.int64), cols)), shape=(1, len(self.idf_)))
+        if len(vals):
+            vals /= np.sqrt(float(vals @ vals))
+        return cols, vals
 
     def search(self, text: str, k: int = 5) -> Results:
         """Score every entry against the question and return the top k."""
         words, corrections, unknown = self.read(text)
         coverage = (len(words) - len(unknown)) / len(words) if words else 0.0
-        q = self.vector(words)
-        if q.nnz == 0:
+        cols, q = self.vector(words)
+        if not len(cols):
             return Results((), tuple(words), tuple(corrections), tuple(unknown), coverage)
 
-        scores: dict[int, float] = defaultdict(float)
-        doc_scores = (self.docs_ @ q.T).tocoo()
-        for row, val in zip(doc_scores.row.tolist(), doc_scores.data.tolist()):
-            scores[row] += DOC_WEIGHT * val
-        covered = (self.presence_ @ q.multiply(q).T).tocoo()  # q is unit length: weights sum to 1
-        for row, val in zip(covered.row.tolist(), covered.data.tolist()):
-            scores[row] += COVER_WEIGHT * val
-        phrase_scores = (self.phrases_ @ q.T).tocoo()
-        best_phrase: dict[int, float] = {}
-        for row, val in zip(phrase_scores.row.tolist(), phrase_scores.data.tolist()):
-            owner = int(self.phrase_owner_[row])
-            if val > best_phrase.get(owner, 0.0):
-                best_phrase[owner] = val
-        for owner, val in best_phrase.items():
-            scores[owner] += PHRASE_WEIGHT * val
+        # A query has a handful of terms, so each product below reads only those terms' columns.
+        n = len(self.ids)
+        rows, vals = _columns(self._docs, cols, q)
+        scores = np.bincount(rows, weights=DOC_WEIGHT * vals, minlength=n)
+        rows, vals = _columns(self._presence, cols, q * q)  # q is unit length: weights sum to 1
+        scores += np.bincount(rows, weights=COVER_WEIGHT * vals, minlength=n)
+        rows, vals = _columns(self._phrases, cols, q)
+        if len(rows):
+            phrase_ids, where = np.unique(rows, return_inverse=True)
+            per_phrase = np.bincount(where, weights=vals)
+            best = np.zeros(n)
+            np.maximum.at(best, self.phrase_owner_[phrase_ids], per_phrase)
+            scores += PHRASE_WEIGHT * best
 
+        top = np.flatnonzero(scores)
+        if len(top) > k:
+            top = top[np.argpartition(-scores[top], k - 1)[:k]]
+        top = sorted(top.tolist(), key=lambda row: (-scores[row], row))
         damp = coverage ** COVERAGE_POWER
-        top = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))[:k]
-        hits = tuple(Hit(self.ids[row], float(s) * damp) for row, s in top)
+        hits = tuple(Hit(self.ids[row], float(scores[row]) * damp) for row in top)
         return Results(hits, tuple(words), tuple(corrections), tuple(unknown), coverage)
+
+
+def _csc(m: sparse.spmatrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A matrix as column-major arrays (indptr, row indices, values)."""
+    c = sparse.csc_matrix(m)
+    c.sort_indices()
+    return c.indptr, c.indices, c.data
+
+
+def _columns(csc: tuple[np.ndarray, np.ndarray, np.ndarray], cols: np.ndarray, weights: np.ndarray):
+    """Rows and weighted values of the given columns: the non-zeros of matrix @ query."""
+    indptr, indices, data = csc
+    spans = [(indptr[c], indptr[c + 1]) for c in cols.tolist()]
+    rows = np.concatenate([indices[a:b] for a, b in spans])
+    vals = np.concatenate([data[a:b] * w for (a, b), w in zip(spans, weights.tolist())])
+    return rows, vals
 
 
 def _row_max(m: sparse.csr_matrix, groups: np.ndarray, n_groups: int) -> sparse.csr_matrix:
     """Element-wise maximum of the rows of m that share a group: one row per group."""
     coo = m.tocoo()
-    out: dict[tuple[int, int], float] = {}
-    for r, c, v in zip(groups[coo.row].tolist(), coo.col.tolist(), coo.data.tolist()):
-        if v > out.get((r, c), 0.0):
-            out[(r, c)] = v
-    if not out:
-        return sparse.csr_matrix((n_groups, m.shape[1]), dtype=np.float32)
-    keys = np.array(list(out.keys()), dtype=np.int64)
-    vals = np.fromiter(out.values(), dtype=np.float32, count=len(out))
-    return sparse.csr_matrix((vals, (keys[:, 0], keys[:, 1])), shape=(n_groups, m.shape[1]))
+    rows, cols, vals = groups[coo.row], coo.col, coo.data
+    order = np.lexsort((-vals, cols, rows))  # by group, then column, largest value first
+    rows, cols, vals = rows[order], cols[order], vals[order]
+    first = np.ones(len(rows), dtype=bool)
+    first[1:] = (rows[1:] != rows[:-1]) | (cols[1:] != cols[:-1])
+    return sparse.csr_matrix((vals[first], (rows[first], cols[first])), shape=(n_groups, m.shape[1]), dtype=np.float32)
 
 
 def _as_is(terms: list[str]) -> list[str]:
