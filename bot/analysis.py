@@ -56,6 +56,8 @@ def clean(text: str) -> str:
 
 def fold(text: str) -> str:
     """Lowercase and strip accents, for matching."""
+    if text.isascii():
+        return text.lower()
     decomposed = unicodedata.normalize("NFKD", text.lower())
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 

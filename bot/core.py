@@ -11,7 +11,7 @@ from rapidfuzz import fuzz, process
 from bot.analysis import Analyzer, clean, fold
 from bot.knowledge import Faq, Knowledge, Trend
 from bot.replies import Reply, SourceRef, Suggestion
-from bot.retrieval import Document, Index, Results
+from bot.retrieval import Document, Field, Index, Results
 
 log = logging.getLogger(__name__)
 
@@ -50,19 +50,22 @@ def documents(kb: Knowledge) -> list[Document]:
     """The index documents for every trend and FAQ, with their field weights."""
     docs = []
     for t in kb.trends.values():
-        docs.append(Document(
-            t.id,
-            ((t.title, 2.0), (" ".join(t.aliases), 1.5), (t.summary, 1.0),
-             (" ".join(t.points), 0.8), (" ".join(t.tools), 0.8)),
-            (t.title, t.id.replace("-", " "), *t.aliases),
-        ))
+        docs.append(Document(t.id, (
+            Field((t.title,), 2.0, phrasings=True),
+            Field(t.aliases, 1.5, phrasings=True),
+            Field((t.id.replace("-", " "),), 0.0, phrasings=True),  # matched as a name only
+            Field((t.summary,), 1.0),
+            Field(t.points, 0.8),
+            Field(t.tools, 0.8),
+        )))
     for q in kb.faqs.values():
         trend = kb.trends.get(q.trend)
-        docs.append(Document(
-            q.id,
-            ((q.question, 2.0), (" ".join(q.alternates), 1.5), (q.answer, 1.0), (trend.title if trend else "", 0.4)),
-            (q.question, *q.alternates),
-        ))
+        docs.append(Document(q.id, (
+            Field((q.question,), 2.0, phrasings=True),
+            Field(q.alternates, 1.5, phrasings=True),
+            Field((q.answer,), 1.0),
+            Field((trend.title,) if trend else (), 0.4),
+        )))
     return docs
 
 

@@ -35,12 +35,21 @@ ENGLISH_MIN_FREQUENCY = 100  # a word this common in English is a word, not a ty
 
 
 @dataclass(frozen=True)
+class Field:
+    """Texts that make up one field of an entry, the field's weight, and whether each text is
+    also a phrasing of the entry (a way people ask for it: question, alternate, title, alias)."""
+
+    texts: tuple[str, ...]
+    weight: float
+    phrasings: bool = False
+
+
+@dataclass(frozen=True)
 class Document:
-    """What the index needs of one entry: weighted fields and its phrasings."""
+    """What the index needs of one entry: its id and weighted fields."""
 
     id: str
-    fields: tuple[tuple[str, float], ...]  # (text, weight)
-    phrasings: tuple[str, ...]
+    fields: tuple[Field, ...]
 
 
 @dataclass(frozen=True)
@@ -98,57 +107,62 @@ class Index:
 
     @classmethod
     def build(cls, documents: Sequence[Document], analyzer: Analyzer) -> "Index":
-        """Fit IDF on whole entries, then vectorise fields and phrasings with it."""
-        from sklearn.feature_extraction.text import TfidfVectorizer  # heavy: only when fitting
+        """Count terms of every text once, fit IDF on whole entries, then weight fields and phrasings."""
+        from sklearn.feature_extraction.text import TfidfTransformer  # heavy: only when fitting
 
-        # Analyse every text once; the vectorizer then works on the term lists.
+        vocabulary: dict[str, int] = {}
         words: dict[str, int] = defaultdict(int)
-        field_terms, field_rows, field_weights, whole = [], [], [], []
-        phrase_terms, owners = [], []
+        columns: list[int] = []
+        text_ends = [0]
+        text_field: list[int] = []  # field row of each text
+        field_doc: list[int] = []  # document row of each field
+        field_weights: list[float] = []
+        phrase_texts: list[int] = []
+        owners: list[int] = []
         for row, d in enumerate(documents):
             seen: set[str] = set()
-            doc_terms: list[str] = []
-            for text, weight in d.fields:
-                w = analyzer.words(text)
-                seen.update(w)
-                terms = Analyzer.terms_of_words(w)
-                field_terms.append(terms)
-                field_rows.append(row)
-                field_weights.append(weight)
-                doc_terms += terms
-            for text in d.phrasings:
-                w = analyzer.words(text)
-                seen.update(w)
-                terms = Analyzer.terms_of_words(w)
-                phrase_terms.append(terms)
-                owners.append(row)
-                doc_terms += terms
-            whole.append(doc_terms)
+            for f in d.fields:
+                field_doc.append(row)
+                field_weights.append(f.weight)
+                for text in f.texts:
+                    w = analyzer.words(text)
+                    seen.update(w)
+                    columns += [vocabulary.setdefault(t, len(vocabulary)) for t in Analyzer.terms_of_words(w)]
+                    if f.phrasings:
+                        phrase_texts.append(len(text_field))
+                        owners.append(row)
+                    text_field.append(len(field_doc) - 1)
+                    text_ends.append(len(columns))
             for w in seen:
                 words[w] += 1
 
-        vectorizer = TfidfVectorizer(analyzer=_as_is, sublinear_tf=True, norm="l2", dtype=np.float32)
-        vectorizer.fit(whole)
-        fields = vectorizer.transform(field_terms)
-        combine = sparse.csr_matrix(
-            (np.asarray(field_weights, dtype=np.float32), (field_rows, np.arange(len(field_rows)))),
-            shape=(len(documents), len(field_rows)),
+        shape = (len(text_field), len(vocabulary))
+        counts = sparse.csr_matrix(
+            (np.ones(len(columns), dtype=np.float32), np.asarray(columns, dtype=np.int64), np.asarray(text_ends)),
+            shape=shape,
         )
-        docs = _normalize(combine @ fields)
-        top_weight = max(field_weights) if field_weights else 1.0
-        held = sparse.csr_matrix(fields, copy=True)
+        counts.sum_duplicates()
+        n_fields, n_docs = len(field_doc), len(documents)
+        to_field = _grouping(np.asarray(text_field), n_fields)
+        to_doc = _grouping(np.asarray(field_doc), n_docs)
+        field_counts = to_field @ counts
+        tfidf = TfidfTransformer(sublinear_tf=True, norm="l2").fit(to_doc @ field_counts)
+        weights = np.asarray(field_weights, dtype=np.float32)
+
+        fields = tfidf.transform(field_counts)
+        docs = _normalize(to_doc @ sparse.diags(weights) @ fields)
+        held = field_counts.copy()
         held.data[:] = 1.0
-        held = sparse.diags(np.asarray(field_weights, dtype=np.float32) / top_weight) @ held
-        presence = _row_max(sparse.csr_matrix(held), np.asarray(field_rows), len(documents))
-        phrases = vectorizer.transform(phrase_terms) if phrase_terms else sparse.csr_matrix((0, docs.shape[1]), dtype=np.float32)
+        presence = _row_max(sparse.csr_matrix(sparse.diags(weights / weights.max()) @ held), np.asarray(field_doc), n_docs)
+        phrases = tfidf.transform(counts[phrase_texts]) if phrase_texts else sparse.csr_matrix((0, shape[1]))
 
         return cls(
             analyzer,
             [d.id for d in documents],
-            {t: int(i) for t, i in vectorizer.vocabulary_.items()},
-            vectorizer.idf_.astype(np.float32),
-            docs.tocsr(),
-            phrases.tocsr(),
+            vocabulary,
+            tfidf.idf_.astype(np.float32),
+            sparse.csr_matrix(docs, dtype=np.float32),
+            sparse.csr_matrix(phrases, dtype=np.float32),
             np.asarray(owners, dtype=np.int64),
             presence,
             dict(words),
@@ -262,9 +276,10 @@ def _row_max(m: sparse.csr_matrix, groups: np.ndarray, n_groups: int) -> sparse.
     return sparse.csr_matrix((vals[first], (rows[first], cols[first])), shape=(n_groups, m.shape[1]), dtype=np.float32)
 
 
-def _as_is(terms: list[str]) -> list[str]:
-    """The vectorizer's analyzer: texts are analysed before they reach it."""
-    return terms
+def _grouping(group_of: np.ndarray, n_groups: int) -> sparse.csr_matrix:
+    """The 0/1 matrix that sums rows into their groups: (groups x rows)."""
+    n = len(group_of)
+    return sparse.csr_matrix((np.ones(n, dtype=np.float32), (group_of, np.arange(n))), shape=(n_groups, n))
 
 
 def _normalize(m: sparse.spmatrix) -> sparse.csr_matrix:
