@@ -26,6 +26,9 @@ STOP_WORDS = frozenset(
     """.split()
 )
 
+# Stop words and single letters ("what's" leaves an "s"); single digits stay.
+_DROP = STOP_WORDS | frozenset("abcdefghijklmnopqrstuvwxyz")
+
 # Control and format characters (zero-width, bidi overrides) are dropped; line and tab
 # characters become spaces so words stay apart.
 _SPACE_LIKE = {"\n", "\r", "\t", "\v", "\f", "\u2028", "\u2029", "\u0085"}
@@ -65,12 +68,18 @@ def fold(text: str) -> str:
 _stemmer = snowballstemmer.stemmer("english")
 
 
-@functools.lru_cache(maxsize=65536)
-def stem(word: str) -> str:
-    """Snowball (Porter 2) stem of one lowercase word; numbers stay as they are."""
-    if word.isdigit():
-        return word
-    return _stemmer.stemWord(word)
+class _Stems(dict):
+    """word -> stem, filled on first use; lookups of known words stay in C."""
+
+    def __missing__(self, word: str) -> str:
+        value = word if word.isdigit() else _stemmer.stemWord(word)
+        if len(self) < 1_000_000:  # bounded: a stream of odd words cannot grow it forever
+            self[word] = value
+        return value
+
+
+_stems = _Stems()
+stem = _stems.__getitem__
 
 
 @functools.lru_cache(maxsize=1)
@@ -116,8 +125,7 @@ class Analyzer:
 
     def words(self, text: str) -> list[str]:
         """Content words (alias-expanded, folded, not stemmed) in order."""
-        return [w for w in _TOKEN.findall(self.expand(text))
-                if w not in STOP_WORDS and (len(w) > 1 or w.isdigit())]
+        return [w for w in _TOKEN.findall(self.expand(text)) if w not in _DROP]
 
     def terms(self, text: str) -> list[str]:
         """Stemmed unigrams and adjacent bigrams: the index's features."""
@@ -126,5 +134,5 @@ class Analyzer:
     @staticmethod
     def terms_of_words(words: list[str]) -> list[str]:
         """Stemmed unigrams and adjacent bigrams of already-split words."""
-        stems = [stem(w) for w in words]
-        return stems + [f"{a} {b}" for a, b in zip(stems, stems[1:])]
+        stems = list(map(stem, words))
+        return stems + list(map(" ".join, zip(stems, stems[1:])))

@@ -99,18 +99,23 @@ class Index:
         self.presence_ = presence_  # entry x term: weight of the strongest field holding the term
         self._docs, self._phrases, self._presence = _csc(docs_), _csc(phrases_), _csc(presence_)
         self.words_ = words_  # surface word -> how many documents use it
-        by_length: dict[int, list[str]] = defaultdict(list)
+        # Correction candidates by (length, first letter) and (length, second letter): a typo
+        # rarely changes both of a word's first two letters, and small buckets keep it fast.
+        buckets: dict[tuple[int, int, str], list[str]] = defaultdict(list)
         for w in sorted(words_, key=lambda w: -words_[w]):
-            if not w.isdigit():
-                by_length[len(w)].append(w)
-        self._by_length = dict(by_length)
+            if len(w) >= 2 and not w.isdigit():
+                buckets[(len(w), 0, w[0])].append(w)
+                buckets[(len(w), 1, w[1])].append(w)
+        self._buckets = dict(buckets)
 
     @classmethod
     def build(cls, documents: Sequence[Document], analyzer: Analyzer) -> "Index":
         """Count terms of every text once, fit IDF on whole entries, then weight fields and phrasings."""
         from sklearn.feature_extraction.text import TfidfTransformer  # heavy: only when fitting
 
-        vocabulary: dict[str, int] = {}
+        # A missing term gets the next column number: C-level lookups, no Python per term.
+        vocabulary: defaultdict[str, int] = defaultdict()
+        vocabulary.default_factory = vocabulary.__len__
         words: dict[str, int] = defaultdict(int)
         columns: list[int] = []
         text_ends = [0]
@@ -127,7 +132,7 @@ class Index:
                 for text in f.texts:
                     w = analyzer.words(text)
                     seen.update(w)
-                    columns += [vocabulary.setdefault(t, len(vocabulary)) for t in Analyzer.terms_of_words(w)]
+                    columns += map(vocabulary.__getitem__, Analyzer.terms_of_words(w))
                     if f.phrasings:
                         phrase_texts.append(len(text_field))
                         owners.append(row)
@@ -151,15 +156,13 @@ class Index:
 
         fields = tfidf.transform(field_counts)
         docs = _normalize(to_doc @ sparse.diags(weights) @ fields)
-        held = field_counts.copy()
-        held.data[:] = 1.0
-        presence = _row_max(sparse.csr_matrix(sparse.diags(weights / weights.max()) @ held), np.asarray(field_doc), n_docs)
+        presence = _presence(field_counts, weights, np.asarray(field_doc), n_docs)
         phrases = tfidf.transform(counts[phrase_texts]) if phrase_texts else sparse.csr_matrix((0, shape[1]))
 
         return cls(
             analyzer,
             [d.id for d in documents],
-            vocabulary,
+            dict(vocabulary),
             tfidf.idf_.astype(np.float32),
             sparse.csr_matrix(docs, dtype=np.float32),
             sparse.csr_matrix(phrases, dtype=np.float32),
@@ -174,16 +177,19 @@ class Index:
     def correct(self, word: str) -> str | None:
         """The closest known word within the allowed edits (most used first on ties), or None."""
         limit = _max_distance(word)
+        if not limit:
+            return None
         best, best_key = None, None
         for length in range(len(word) - limit, len(word) + limit + 1):
-            candidates = self._by_length.get(length)
-            if not candidates:
-                continue
-            found = process.extractOne(word, candidates, scorer=DamerauLevenshtein.distance, score_cutoff=limit)
-            if found is not None:
-                key = (found[1], -self.words_[found[0]])
-                if best_key is None or key < best_key:
-                    best, best_key = found[0], key
+            for position in (0, 1):
+                candidates = self._buckets.get((length, position, word[position]))
+                if not candidates:
+                    continue
+                found = process.extractOne(word, candidates, scorer=DamerauLevenshtein.distance, score_cutoff=limit)
+                if found is not None:
+                    key = (found[1], -self.words_[found[0]])
+                    if best_key is None or key < best_key:
+                        best, best_key = found[0], key
         return best
 
     def read(self, text: str) -> tuple[list[str], list[tuple[str, str]], list[str]]:
@@ -234,10 +240,10 @@ class Index:
         scores += np.bincount(rows, weights=COVER_WEIGHT * vals, minlength=n)
         rows, vals = _columns(self._phrases, cols, q)
         if len(rows):
-            phrase_ids, where = np.unique(rows, return_inverse=True)
-            per_phrase = np.bincount(where, weights=vals)
+            per_phrase = np.bincount(rows, weights=vals, minlength=len(self.phrase_owner_))
+            phrase_ids = np.flatnonzero(per_phrase)
             best = np.zeros(n)
-            np.maximum.at(best, self.phrase_owner_[phrase_ids], per_phrase)
+            np.maximum.at(best, self.phrase_owner_[phrase_ids], per_phrase[phrase_ids])
             scores += PHRASE_WEIGHT * best
 
         top = np.flatnonzero(scores)
@@ -265,15 +271,18 @@ def _columns(csc: tuple[np.ndarray, np.ndarray, np.ndarray], cols: np.ndarray, w
     return rows, vals
 
 
-def _row_max(m: sparse.csr_matrix, groups: np.ndarray, n_groups: int) -> sparse.csr_matrix:
-    """Element-wise maximum of the rows of m that share a group: one row per group."""
-    coo = m.tocoo()
-    rows, cols, vals = groups[coo.row], coo.col, coo.data
-    order = np.lexsort((-vals, cols, rows))  # by group, then column, largest value first
-    rows, cols, vals = rows[order], cols[order], vals[order]
-    first = np.ones(len(rows), dtype=bool)
-    first[1:] = (rows[1:] != rows[:-1]) | (cols[1:] != cols[:-1])
-    return sparse.csr_matrix((vals[first], (rows[first], cols[first])), shape=(n_groups, m.shape[1]), dtype=np.float32)
+def _presence(field_counts: sparse.csr_matrix, weights: np.ndarray, field_doc: np.ndarray, n_docs: int) -> sparse.csr_matrix:
+    """Entry x term: the weight (scaled to at most 1) of the strongest field holding the term."""
+    presence = sparse.csr_matrix((n_docs, field_counts.shape[1]), dtype=np.float32)
+    top = float(weights.max()) or 1.0
+    for weight in sorted(set(weights.tolist())):
+        if weight <= 0:
+            continue
+        rows = np.flatnonzero(weights == weight)
+        held = _grouping(field_doc[rows], n_docs) @ field_counts[rows]
+        held.data[:] = weight / top
+        presence = presence.maximum(held)
+    return sparse.csr_matrix(presence, dtype=np.float32)
 
 
 def _grouping(group_of: np.ndarray, n_groups: int) -> sparse.csr_matrix:
