@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 MAX_INPUT = 2000
 # Calibrated on tests/eval/questions.yaml: the lowest score that keeps out-of-scope questions
 # out while letting short and misspelt in-scope questions through (see `trendbot eval`).
-THRESHOLD = 0.20
+THRESHOLD = 0.22
 SUGGEST_FLOOR = 0.03  # hits below this are not "related" enough to suggest
 TOPIC_MATCH = 86  # rapidfuzz ratio a /trend argument needs to name a topic directly
 COMMAND_PREFIX = re.compile(r"^\s*/?trend(?:bot)?\b\s*", re.IGNORECASE)
