@@ -1,12 +1,11 @@
 """TF-IDF retrieval over the knowledge entries: fit once, then each query is a sparse dot product.
 
-Each entry (trend or FAQ) is scored two ways and the two are blended:
+Each entry (trend or FAQ) is scored three ways and the three are blended:
 
 - the *document* vector: a weighted sum of its fields (question, alternates, title, aliases,
   answer, key points, tools), so many weak matches across the entry still count;
 - the best single *phrasing* (the question, one alternate, the title or one alias), so a
-  question that closely matches one way people ask it wins even when the entry is long.
-
+  question that closely matches one way people ask it wins even when the entry is long;
 - how much of the query's TF-IDF weight the entry contains at all (query coverage), so a
   question whose informative words ("2033", "growth") all appear in a long answer still ranks it.
 
