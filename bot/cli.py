@@ -1,4 +1,4 @@
-"""The `trendbot` command line: ask, chat, topics, tip, check, eval."""
+"""The `trendbot` command line: ask, chat, topics, tip, check, eval, slack."""
 from __future__ import annotations
 
 import argparse
@@ -31,6 +31,11 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("check", help="validate the knowledge base and print counts")
     ev = sub.add_parser("eval", help="measure answer quality on a questions file")
     ev.add_argument("file", help="YAML file with `questions:` and `out_of_scope:`")
+    sl = sub.add_parser("slack", help="run in Slack: Socket Mode if SLACK_APP_TOKEN is set, else HTTP mode",
+                        description="Settings come from the environment: SLACK_BOT_TOKEN, SLACK_APP_TOKEN (Socket Mode) "
+                                    "or SLACK_SIGNING_SECRET (HTTP mode), SLACK_API_URL, TRENDBOT_DB.")
+    sl.add_argument("--port", type=int, default=3000, help="HTTP mode: port for /slack/events (default 3000)")
+    sl.add_argument("--host", default="0.0.0.0", help="HTTP mode: address to listen on (default 0.0.0.0)")
     return p
 
 
@@ -79,7 +84,43 @@ def main(argv: list[str] | None = None) -> int:
         report = evaluate(bot, load_cases(args.file))
         print(format_report(report))
         return 0
+    if args.command == "slack":
+        return _slack(bot, args)
     return 2
+
+
+def _slack(bot, args) -> int:
+    """`trendbot slack`: every bad setting ends in one line naming it, never a traceback or a token."""
+    try:  # imported here so that no other command loads slack_bolt, slack_sdk or aiohttp
+        from adapters import slack_app
+    except ImportError as exc:
+        print(f"trendbot slack: missing dependency {exc.name!r}; reinstall trendbot", file=sys.stderr)
+        return 1
+    from bot.store import Store, StoreError
+
+    try:
+        settings = slack_app.Settings.from_env(os.environ, host=args.host, port=args.port)
+    except slack_app.SettingsError as exc:
+        print(f"trendbot slack: {exc}", file=sys.stderr)
+        return 2
+    redact = slack_app.SecretFilter(settings.secrets)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(redact)
+    try:
+        store = Store()
+    except StoreError as exc:
+        print(f"trendbot slack: {exc}", file=sys.stderr)
+        return 2
+    try:
+        slack_app.run(bot, store, settings, lambda what: print(f"trendbot: {what}", file=sys.stderr, flush=True))
+    except slack_app.SettingsError as exc:
+        print(f"trendbot slack: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        pass
+    finally:
+        store.close()
+    return 0
 
 
 def _ask_one(bot, incoming, as_json: bool, explain: bool, color: bool) -> None:

@@ -1,0 +1,458 @@
+"""Slack: payloads to Incoming, Replies to Block Kit, and a thin slack-bolt app wiring the two.
+
+The pure part (`to_incoming`, `wants_reply`, `event_key`, `Settings.from_env` here, and
+`render` from adapters/slack_blocks.py) holds everything worth testing; `SlackApp` only connects
+it to slack-bolt's AsyncApp, in Socket Mode or over HTTP. Only this module imports slack_bolt,
+slack_sdk and aiohttp, and the CLI imports it lazily, so the console path never loads them.
+
+Why asyncio (AsyncApp + aiohttp) rather than the threaded App: a 429 from the Web API is
+retried with slack_sdk's async retry handlers, which `await asyncio.sleep(Retry-After)` and so
+hold up no other conversation, and the daily-tip scheduler is planned as an asyncio loop that
+can share this one.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import signal
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+from urllib.parse import urlsplit
+
+from aiohttp import ClientError, web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.async_handler import AsyncRetryHandler
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.webhook.async_client import AsyncWebhookClient
+
+from adapters.slack_blocks import ACTION_PREFIX, render
+from bot.core import Incoming
+from bot.replies import Reply
+from bot.store import Store
+
+log = logging.getLogger(__name__)
+
+COMMAND = "/trend"
+PATH = "/slack/events"
+DEFAULT_API_URL = "https://slack.com/api/"
+
+__all__ = ["Settings", "SettingsError", "SecretFilter", "SlackApp", "event_key", "plain_text", "render", "run",
+           "to_incoming", "wants_reply"]
+
+
+class Answerer(Protocol):
+    """What the adapter needs from the core: `TrendBot.handle`."""
+
+    def handle(self, incoming: Incoming) -> Reply: ...
+
+
+# -- settings -----------------------------------------------------------------------------------
+
+
+class SettingsError(ValueError):
+    """A setting is missing, malformed or rejected; the message names the variable, never its value."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The Slack settings, read once at start. Secrets stay out of repr() and so out of tracebacks."""
+
+    bot_token: str = field(repr=False)
+    signing_secret: str = field(default="", repr=False)
+    app_token: str = field(default="", repr=False)
+    api_url: str = DEFAULT_API_URL
+    host: str = "0.0.0.0"
+    port: int = 3000
+
+    @property
+    def socket_mode(self) -> bool:
+        """Socket Mode when an app-level token is set, else HTTP mode."""
+        return bool(self.app_token)
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """The values that must never reach a log."""
+        return tuple(s for s in (self.bot_token, self.app_token, self.signing_secret) if s)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ, *, host: str = "0.0.0.0", port: int = 3000) -> Settings:
+        """Read and check SLACK_BOT_TOKEN, SLACK_APP_TOKEN, SLACK_SIGNING_SECRET and SLACK_API_URL.
+
+        Each secret may instead sit in a file named by NAME_FILE (Docker and systemd secrets).
+        """
+        bot_token = _secret(environ, "SLACK_BOT_TOKEN")
+        if not bot_token:
+            raise SettingsError("SLACK_BOT_TOKEN is not set: give it the app's Bot User OAuth Token (xoxb-...)")
+        if not re.fullmatch(r"xoxb-[\w-]+", bot_token):
+            raise SettingsError("SLACK_BOT_TOKEN is malformed: a bot token starts with xoxb- and has no spaces")
+        app_token = _secret(environ, "SLACK_APP_TOKEN")
+        if app_token and not re.fullmatch(r"xapp-[\w-]+", app_token):
+            raise SettingsError("SLACK_APP_TOKEN is malformed: an app-level token starts with xapp- and has no spaces")
+        secret = _secret(environ, "SLACK_SIGNING_SECRET")
+        if not app_token and not secret:
+            raise SettingsError("SLACK_SIGNING_SECRET is not set: HTTP mode (no SLACK_APP_TOKEN) needs the app's "
+                                "Signing Secret to verify requests")
+        if secret and not re.fullmatch(r"[A-Za-z0-9]+", secret):
+            raise SettingsError("SLACK_SIGNING_SECRET is malformed: a signing secret is letters and digits only")
+        api_url = environ.get("SLACK_API_URL", "").strip() or DEFAULT_API_URL
+        parts = urlsplit(api_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+            raise SettingsError("SLACK_API_URL is malformed: it must be an http(s) URL such as https://slack.com/api/")
+        if not 0 <= port <= 65535:
+            raise SettingsError("--port must be between 0 and 65535")
+        return cls(bot_token=bot_token, signing_secret=secret, app_token=app_token,
+                   api_url=api_url.rstrip("/") + "/", host=host, port=port)
+
+
+def _secret(environ: Mapping[str, str], name: str) -> str:
+    value = environ.get(name, "")
+    path = environ.get(f"{name}_FILE", "")
+    if not value and path:
+        try:
+            with open(path, encoding="utf-8") as f:
+                value = f.read()
+        except OSError as exc:
+            raise SettingsError(f"{name}_FILE names a file that cannot be read ({exc.strerror})") from None
+    return value.strip()
+
+
+class SecretFilter(logging.Filter):
+    """Replaces the given secrets in log records (message and traceback) with [redacted].
+
+    slack_sdk already redacts the Authorization header in its debug logs; this is the second
+    line, for anything else that might echo a token (an exception text, a library's debug dump).
+    """
+
+    def __init__(self, secrets: Iterable[str]):
+        super().__init__()
+        self.secrets = tuple(s for s in secrets if s)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if any(s in message for s in self.secrets):
+            record.msg, record.args = self._redact(message), None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text and any(s in record.exc_text for s in self.secrets):
+            record.exc_text = self._redact(record.exc_text)
+        return True
+
+    def _redact(self, text: str) -> str:
+        for s in self.secrets:
+            text = text.replace(s, "[redacted]")
+        return text
+
+
+# -- payloads -> Incoming -------------------------------------------------------------------------
+
+_SLACK_TOKEN = re.compile(r"<([^<>\n]*)>")
+
+
+def to_incoming(payload: Mapping) -> Incoming:
+    """A slash command, Events API or block_actions payload (as Slack sends it) as an Incoming.
+
+    Raises ValueError for any other payload.
+    """
+    if "command" in payload:  # slash command: the form fields
+        text = plain_text(payload.get("text") or "")
+        channel = payload.get("channel_id", "")
+        return Incoming(
+            # Slack's spec for this surface: a bare /trend shows usage (the core's "" is the topic list).
+            text or "help", platform="slack", channel_id=channel, user_id=payload.get("user_id", ""),
+            is_command=True, is_dm=_is_dm(channel, payload.get("channel_name")),
+        )
+    if payload.get("type") == "event_callback":
+        event = payload.get("event") or {}
+        channel = event.get("channel", "")
+        is_dm = _is_dm(channel, event.get("channel_type"))
+        text = _strip_mentions(event.get("text") or "", _bot_user_ids(payload))
+        if is_dm:
+            thread = event.get("thread_ts")  # answer in the DM itself unless the user wrote in a thread
+        else:
+            thread = event.get("thread_ts") or event.get("ts")  # a mention is answered in its thread
+        return Incoming(
+            plain_text(text), platform="slack", channel_id=channel, user_id=event.get("user", ""),
+            thread_id=thread, is_mention=event.get("type") == "app_mention" and not is_dm, is_dm=is_dm,
+        )
+    if payload.get("type") == "block_actions":
+        actions = payload.get("actions") or [{}]
+        container = payload.get("container") or {}
+        message = payload.get("message") or {}
+        channel = (payload.get("channel") or {}).get("id") or container.get("channel_id", "")
+        return Incoming(
+            actions[0].get("value") or "", platform="slack", channel_id=channel,
+            user_id=(payload.get("user") or {}).get("id", ""),
+            thread_id=container.get("thread_ts") or message.get("thread_ts"),
+            is_command=True, is_dm=_is_dm(channel, None),
+        )
+    raise ValueError(f"not a payload trendbot answers: {payload.get('type') or 'unknown type'}")
+
+
+def wants_reply(payload: Mapping) -> bool:
+    """Whether an Events API payload is a person's new message the bot should answer.
+
+    A mention, or a message in a DM with the bot; never a bot's message (its own included), an
+    edit, a deletion or any other message subtype.
+    """
+    event = payload.get("event") or {}
+    user = event.get("user")
+    if not user or event.get("bot_id") or event.get("bot_profile") or event.get("subtype"):
+        return False
+    if user in _bot_user_ids(payload):
+        return False
+    if event.get("type") == "app_mention":
+        return True
+    return event.get("type") == "message" and _is_dm(event.get("channel", ""), event.get("channel_type"))
+
+
+def event_key(payload: Mapping) -> str:
+    """The de-duplication key of an event: the message it is about.
+
+    Keyed on the message (team, channel, ts) rather than on `event_id` alone: a retry carries the
+    same event_id and the same message, and a DM that mentions the bot can arrive both as
+    `message.im` and as `app_mention` with different event ids; either way one reply.
+    """
+    event = payload.get("event") or {}
+    if event.get("channel") and event.get("ts"):
+        return f"slack:msg:{payload.get('team_id', '')}:{event['channel']}:{event['ts']}"
+    return f"slack:event:{payload.get('event_id', '')}"
+
+
+def plain_text(text: str) -> str:
+    """Slack's message markup as plain text: <@U1|ann> -> @ann, <!here> -> @here, <url|label> -> label, &amp; -> &."""
+
+    def token(m: re.Match) -> str:
+        target, _, label = m.group(1).partition("|")
+        if target.startswith(("@", "#")):
+            return target[0] + (label.lstrip("@#") or target[1:])
+        if target.startswith("!"):
+            return label or "@" + target[1:].split("^")[0]
+        return label or target
+
+    text = _SLACK_TOKEN.sub(token, text)
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&").strip()
+
+
+def _strip_mentions(text: str, bot_ids: set[str]) -> str:
+    if bot_ids:
+        return re.sub(r"<@(?:%s)(?:\|[^>]*)?>" % "|".join(map(re.escape, bot_ids)), " ", text).strip()
+    return re.sub(r"^\s*<@[A-Z0-9]+(?:\|[^>]*)?>", " ", text).strip()  # no authorizations: the leading mention
+
+
+def _bot_user_ids(payload: Mapping) -> set[str]:
+    return {a["user_id"] for a in payload.get("authorizations") or () if a.get("is_bot") and a.get("user_id")}
+
+
+def _is_dm(channel: str, channel_type: str | None) -> bool:
+    return channel_type in ("im", "directmessage") or channel.startswith("D")
+
+
+# -- the slack-bolt app -------------------------------------------------------------------------
+
+
+def retry_handlers() -> list[AsyncRetryHandler]:
+    """Connection errors once, 429 after its Retry-After (awaited: other conversations go on)."""
+    return [AsyncConnectionErrorRetryHandler(), AsyncRateLimitErrorRetryHandler(max_retry_count=3)]
+
+
+class SlackApp:
+    """slack-bolt's AsyncApp wired to a bot and the store: the thin part of this adapter.
+
+    Acknowledging: the app runs with process_before_response=False (bolt's default for a
+    long-running process). Bolt answers Slack's HTTP request (or Socket Mode envelope) as soon
+    as a listener calls `ack()`, and acknowledges events by itself before the listener starts;
+    the listener then carries on in its own asyncio task. So every listener acks first and does
+    the answer work after, and the answer itself runs in a worker thread, so a slow answer
+    holds up neither the ack nor other conversations. Lazy listeners exist for FaaS hosts,
+    which may freeze the process after the response; a server like this one does not need them.
+    """
+
+    def __init__(self, bot: Answerer, store: Store, settings: Settings):
+        self.bot = bot
+        self.store = store
+        self.settings = settings
+        self.counts: Counter[str] = Counter()  # answered / duplicate / ignored / failed, for tests and logs
+        self.bolt = AsyncApp(token=settings.bot_token, signing_secret=settings.signing_secret,
+                             process_before_response=False, name="trendbot")
+        # Point bolt's own client at SLACK_API_URL with our retry handlers. Handing AsyncApp a
+        # client of ours instead makes it warn on every start, as it also reads SLACK_BOT_TOKEN
+        # from the environment and then ignores it.
+        self.client: AsyncWebClient = self.bolt.client
+        self.client.base_url = settings.api_url
+        self.client.retry_handlers = retry_handlers()
+        self.bolt.command(COMMAND)(self._on_command)
+        self.bolt.event("app_mention")(self._on_event)
+        self.bolt.event("message")(self._on_event)
+        self.bolt.action(re.compile(f"^{ACTION_PREFIX}"))(self._on_action)
+        self._runner: web.AppRunner | None = None
+        self._socket = None
+
+    # -- listeners ---------------------------------------------------------------------------
+
+    async def _on_command(self, ack, body: dict) -> None:
+        await ack()  # an empty 200 within Slack's 3 s; the answer follows through response_url
+        incoming = to_incoming(body)
+        reply = await asyncio.to_thread(self.bot.handle, incoming)
+        await self._respond(body.get("response_url"), reply)
+
+    async def _on_event(self, body: dict) -> None:
+        # Events are acknowledged by bolt before this runs (see the class docstring).
+        if not wants_reply(body):
+            self.counts["ignored"] += 1
+            return
+        # Claim before answering: the store's PRIMARY KEY lets exactly one delivery through, across
+        # retries, restarts and processes. The price is at most once: should the post fail after
+        # the claim, a retry of that event is not answered either.
+        if not await asyncio.to_thread(self.store.claim, event_key(body)):
+            self.counts["duplicate"] += 1
+            log.info("event %s is about a message already answered; skipped", body.get("event_id"))
+            return
+        incoming = to_incoming(body)
+        reply = await asyncio.to_thread(self.bot.handle, incoming)
+        await self._post(incoming, reply)
+
+    async def _on_action(self, ack, body: dict) -> None:
+        await ack()
+        incoming = to_incoming(body)
+        reply = await asyncio.to_thread(self.bot.handle, incoming)
+        await self._respond(body.get("response_url"), reply, thread_ts=incoming.thread_id)
+
+    # -- output ----------------------------------------------------------------------------
+
+    async def _post(self, incoming: Incoming, reply: Reply) -> None:
+        message = render(reply)
+        args: dict = {"channel": incoming.channel_id, **message}
+        if incoming.thread_id:
+            args["thread_ts"] = incoming.thread_id
+        try:
+            if reply.private and not incoming.is_dm:  # help, errors, declines: only the asker sees them
+                await self.client.chat_postEphemeral(user=incoming.user_id, **args)
+            else:
+                await self.client.chat_postMessage(unfurl_links=False, unfurl_media=False, **args)
+        except SlackApiError as exc:
+            self.counts["failed"] += 1
+            log.warning("could not post a reply in %s: %s", incoming.channel_id, exc.response.get("error"))
+        except (ClientError, asyncio.TimeoutError) as exc:
+            self.counts["failed"] += 1
+            log.warning("could not reach Slack to post a reply in %s: %s", incoming.channel_id, type(exc).__name__)
+        else:
+            self.counts["answered"] += 1
+
+    async def _respond(self, response_url: str | None, reply: Reply, thread_ts: str | None = None) -> None:
+        if not response_url:
+            log.warning("a Slack request had no response_url; nothing to answer through")
+            return
+        message = {**render(reply), "response_type": "ephemeral" if reply.private else "in_channel",
+                   "replace_original": False}
+        if thread_ts:
+            message["thread_ts"] = thread_ts
+        try:
+            response = await AsyncWebhookClient(response_url, retry_handlers=retry_handlers()).send_dict(message)
+        except (ClientError, asyncio.TimeoutError) as exc:
+            self.counts["failed"] += 1
+            log.warning("could not reach Slack's response_url: %s", type(exc).__name__)
+            return
+        if response.status_code != 200:
+            self.counts["failed"] += 1
+            log.warning("Slack's response_url answered %s: %s", response.status_code, response.body[:200])
+        else:
+            self.counts["answered"] += 1
+
+    # -- running ---------------------------------------------------------------------------
+
+    async def check_token(self) -> str:
+        """Call auth.test; the bot's user id, or SettingsError naming the variable at fault."""
+        try:
+            result = await self.client.auth_test()
+        except SlackApiError as exc:
+            raise SettingsError(f"SLACK_BOT_TOKEN was rejected by Slack ({exc.response.get('error')})") from None
+        except (ClientError, asyncio.TimeoutError, OSError) as exc:
+            raise SettingsError(f"cannot reach the Slack Web API at {self.settings.api_url} (SLACK_API_URL): "
+                                f"{type(exc).__name__}") from None
+        return result.get("user_id", "")
+
+    async def start_http(self, host: str | None = None, port: int | None = None) -> int:
+        """Serve POST /slack/events (events, commands, interactivity); returns the bound port."""
+        app = web.Application()
+        app.router.add_post(PATH, self._http)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.settings.host if host is None else host,
+                           self.settings.port if port is None else port)
+        await site.start()
+        return self._runner.addresses[0][1]
+
+    async def _http(self, request: web.Request) -> web.Response:
+        response = await self.bolt.async_dispatch(await to_bolt_request(request))
+        return await to_aiohttp_response(response)
+
+    def socket_handler(self):
+        """bolt's asyncio Socket Mode handler for this app (not yet connected)."""
+        from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+        return AsyncSocketModeHandler(self.bolt, self.settings.app_token, web_client=self.client)
+
+    async def start_socket_mode(self) -> None:
+        """Open the Socket Mode WebSocket (apps.connections.open with the app-level token)."""
+        # Ask for the WebSocket URL ourselves first: slack_sdk's client retries a failed connect
+        # forever, so a revoked app token would otherwise never surface as an error.
+        try:
+            opened = await self.client.apps_connections_open(app_token=self.settings.app_token)
+        except SlackApiError as exc:
+            raise SettingsError(f"SLACK_APP_TOKEN was rejected by Slack ({exc.response.get('error')})") from None
+        socket = self.socket_handler()
+        socket.client.wss_uri = opened["url"]
+        self._socket = socket
+        await socket.connect_async()
+
+    async def stop(self) -> None:
+        """Close the HTTP server or the Socket Mode connection."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        if self._socket is not None:
+            await self._socket.close_async()
+            self._socket = None
+
+    async def serve(self, announce: Callable[[str], None] = lambda _: None) -> None:
+        """Check the token, start in Socket Mode or HTTP mode, and run until cancelled or SIGTERM."""
+        user_id = await self.check_token()
+        if self.settings.socket_mode:
+            await self.start_socket_mode()
+            announce(f"connected to Slack in Socket Mode as {user_id}")
+        else:
+            try:
+                port = await self.start_http()
+            except OSError as exc:
+                raise SettingsError(f"cannot listen on {self.settings.host}:{self.settings.port} (--host/--port): "
+                                    f"{exc.strerror or exc}") from None
+            announce(f"listening for Slack on http://{self.settings.host}:{port}{PATH} (HTTP mode) as {user_id}")
+        stop = asyncio.Event()
+        try:
+            # Stop cleanly on SIGTERM (docker stop, systemd); only possible in the main thread.
+            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+        except (NotImplementedError, RuntimeError, ValueError):
+            pass
+        try:
+            await stop.wait()
+        finally:
+            await self.stop()
+
+
+def run(bot: Answerer, store: Store, settings: Settings, announce: Callable[[str], None]) -> None:
+    """Run the Slack app until interrupted (the CLI's `trendbot slack`)."""
+
+    async def main() -> None:
+        await SlackApp(bot, store, settings).serve(announce)
+
+    asyncio.run(main())

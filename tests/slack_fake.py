@@ -1,0 +1,270 @@
+"""A stand-in for Slack's Web API and response_url: a real HTTP server on 127.0.0.1, port 0, in a thread.
+
+It answers auth.test, chat.postMessage, chat.postEphemeral and apps.connections.open (checking the bearer token),
+accepts posts to /response/<name> as Slack's response_url does, records every call, and can
+answer one call with 429 + Retry-After to exercise the retry handlers. Also here: Slack's
+request signing, and a helper that runs the app's HTTP server in its own event loop thread.
+"""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import itertools
+import json
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qsl, urlencode
+
+FIXTURES = Path(__file__).parent / "fixtures" / "slack"
+BOT_TOKEN = "xoxb-1111-2222-FAKEbotTOKENvalue"
+APP_TOKEN = "xapp-1-A0TRENDBOT-3333-FAKEappTOKENvalue"
+SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
+BOT_USER = "U0TRENDBOT"
+TEAM = "T0TEST"
+REPLY_METHODS = ("chat.postMessage", "chat.postEphemeral", "response_url")
+
+
+def fixture(name: str) -> dict:
+    """A recorded payload from tests/fixtures/slack (a fresh copy each time)."""
+    return json.loads((FIXTURES / f"{name}.json").read_text(encoding="utf-8"))
+
+
+@dataclass
+class Call:
+    """One request the fake received."""
+
+    method: str  # "chat.postMessage", ..., or "response_url"
+    data: dict
+    headers: dict
+    status: int
+    path: str = ""
+    at: float = field(default_factory=time.monotonic)
+
+
+class FakeSlack:
+    """Slack's Web API on loopback. Use as a context manager; `api_url` is what SLACK_API_URL gets."""
+
+    def __init__(self, tokens: tuple[str, ...] = (BOT_TOKEN, APP_TOKEN)):
+        self.tokens = set(tokens)
+        self.calls: list[Call] = []
+        self.socket_url = ""  # what apps.connections.open hands out (a loopback WebSocket in tests)
+        self._limits: list[tuple[str, int, dict]] = []  # (method, retry_after, match)
+        self._ts = itertools.count(1)
+        self._cond = threading.Condition()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02},
+                                        name="fake-slack", daemon=True)
+
+    # -- lifetime ---------------------------------------------------------------------------
+
+    def __enter__(self) -> FakeSlack:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(5)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}/"
+
+    @property
+    def api_url(self) -> str:
+        return self.url + "api/"
+
+    def response_url(self, name: str) -> str:
+        """A response_url that posts back here, recorded as method "response_url"."""
+        return f"{self.url}response/{name}"
+
+    # -- behaviour ----------------------------------------------------------------------------
+
+    def rate_limit_once(self, method: str, retry_after: int = 1, **match: str) -> None:
+        """Answer the next `method` call whose data has `match` with 429 and Retry-After."""
+        with self._cond:
+            self._limits.append((method, retry_after, match))
+
+    # -- reading what happened -----------------------------------------------------------------
+
+    def replies(self, method: str | None = None) -> list[Call]:
+        """Successful posts (chat.* and response_url), optionally of one method."""
+        with self._cond:
+            return [c for c in self.calls if c.status == 200 and c.method in REPLY_METHODS
+                    and (method is None or c.method == method)]
+
+    def wait_for(self, predicate, timeout: float = 5.0):
+        """Block until predicate(self) is truthy; return its value.
+
+        Checked on every call received, and every 20 ms for conditions outside the fake.
+        """
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                value = predicate(self)
+                if value:
+                    return value
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"timed out waiting; calls so far: {[(c.method, c.status) for c in self.calls]}")
+                self._cond.wait(min(left, 0.02))
+
+    def wait_replies(self, n: int, method: str | None = None, timeout: float = 5.0) -> list[Call]:
+        """Block until at least n successful replies arrived; return them."""
+        def enough(f: FakeSlack) -> list[Call] | None:
+            got = f.replies(method)
+            return got if len(got) >= n else None
+
+        return self.wait_for(enough, timeout)
+
+    # -- the server ----------------------------------------------------------------------------
+
+    def _record(self, call: Call) -> None:
+        with self._cond:
+            self.calls.append(call)
+            self._cond.notify_all()
+
+    def _limited(self, method: str, data: dict) -> int | None:
+        with self._cond:
+            for i, (m, retry_after, match) in enumerate(self._limits):
+                if m == method and all(data.get(k) == v for k, v in match.items()):
+                    del self._limits[i]
+                    return retry_after
+        return None
+
+    def _answer(self, method: str, data: dict, headers: dict) -> tuple[int, dict, dict]:
+        auth = headers.get("authorization", "")
+        if method != "response_url":
+            if not auth.startswith("Bearer ") or auth[7:] not in self.tokens:
+                return 200, {}, {"ok": False, "error": "invalid_auth"}
+        retry_after = self._limited(method, data)
+        if retry_after is not None:
+            return 429, {"Retry-After": str(retry_after)}, {"ok": False, "error": "ratelimited"}
+        if method == "response_url":
+            return 200, {}, {"ok": True}
+        if method == "auth.test":
+            return 200, {}, {"ok": True, "url": "https://example.slack.com/", "team": "Example", "user": "trendbot",
+                             "team_id": TEAM, "user_id": BOT_USER, "bot_id": "B0TRENDBOT", "is_enterprise_install": False}
+        ts = f"1715000100.{next(self._ts):06d}"
+        if method == "chat.postMessage":
+            return 200, {}, {"ok": True, "channel": data.get("channel"), "ts": ts, "message": {"text": data.get("text")}}
+        if method == "apps.connections.open":
+            if auth[7:] != APP_TOKEN:
+                return 200, {}, {"ok": False, "error": "not_allowed_token_type"}
+            return 200, {}, {"ok": True, "url": self.socket_url}
+        if method == "chat.postEphemeral":
+            return 200, {}, {"ok": True, "message_ts": ts}
+        return 200, {}, {"ok": False, "error": "unknown_method"}
+
+    def _handler(self):
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                if headers.get("content-type", "").startswith("application/json"):
+                    data = json.loads(raw or b"{}")
+                else:
+                    data = dict(parse_qsl(raw.decode()))
+                if self.path.startswith("/api/"):
+                    method = self.path[5:].split("?")[0]
+                elif self.path.startswith("/response/"):
+                    method = "response_url"
+                else:
+                    self.send_error(404)
+                    return
+                status, extra, body = fake._answer(method, data, headers)
+                # recorded status: 200 only for a successful call; 0 for an {"ok": false} answer
+                recorded = status if body.get("ok") or status != 200 else 0
+                fake._record(Call(method, data, headers, recorded, self.path))
+                payload = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json; charset=utf-8")
+                self.send_header("Content-Length", str(len(payload)))
+                for k, v in extra.items():
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args) -> None:  # keep test output quiet
+                pass
+
+        return Handler
+
+
+# -- signing, as Slack does it: https://docs.slack.dev/authentication/verifying-requests-from-slack/
+
+
+def signature_headers(body: bytes, secret: str = SIGNING_SECRET, timestamp: int | None = None) -> dict[str, str]:
+    """X-Slack-Request-Timestamp and X-Slack-Signature (v0 HMAC-SHA256 of "v0:{ts}:{body}")."""
+    ts = int(time.time()) if timestamp is None else timestamp
+    digest = hmac.new(secret.encode(), f"v0:{ts}:".encode() + body, hashlib.sha256).hexdigest()
+    return {"X-Slack-Request-Timestamp": str(ts), "X-Slack-Signature": f"v0={digest}"}
+
+
+def form_body(fields: dict) -> bytes:
+    """A slash command as Slack posts it: application/x-www-form-urlencoded fields."""
+    return urlencode(fields).encode()
+
+
+def interactive_body(payload: dict) -> bytes:
+    """An interactivity request as Slack posts it: one form field `payload` holding the JSON."""
+    return urlencode({"payload": json.dumps(payload)}).encode()
+
+
+def post(port: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+    """POST to the app's /slack/events over real HTTP; (status, body), also for 4xx."""
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/slack/events", data=body, method="POST",
+                                 headers={"Content-Type": content_type, **(headers or {})})
+    try:
+        with urllib.request.urlopen(req, timeout=5) as res:
+            return res.status, res.read()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read()
+
+
+def send_signed(port: int, body: bytes, content_type: str, extra: dict[str, str] | None = None) -> tuple[int, bytes]:
+    """POST a correctly signed request."""
+    return post(port, body, content_type, {**signature_headers(body), **(extra or {})})
+
+
+class AppThread:
+    """A SlackApp serving HTTP on 127.0.0.1:0 from its own event loop in a thread."""
+
+    def __init__(self, make_app):
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="slack-app", daemon=True)
+        self.thread.start()
+
+        async def start():
+            app = make_app()
+            return app, await app.start_http("127.0.0.1", 0)
+
+        self.app, self.port = asyncio.run_coroutine_threadsafe(start(), self.loop).result(10)
+
+    def call(self, coro, timeout: float = 10):
+        """Run a coroutine in the app's loop and return its result."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def close(self) -> None:
+        if self.loop.is_closed():
+            return
+        self.call(self.app.stop())
+
+        async def drain():  # let listener tasks that are still running finish
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            if tasks:
+                await asyncio.wait(tasks, timeout=5)
+
+        self.call(drain())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+        self.loop.close()
