@@ -21,9 +21,10 @@ def to_incoming(line: str) -> Incoming:
     """A typed line: '/trend ...' is a command, anything else a question."""
     stripped = line.strip()
     head, _, rest = stripped.partition(" ")
+    # The person at the terminal manages the console's one channel, `console`.
     if head.lower() in ("/trend", "/trendbot"):
-        return Incoming(rest.strip(), platform="console", is_command=True, is_dm=True)
-    return Incoming(stripped, platform="console", is_dm=True)
+        return Incoming(rest.strip(), platform="console", is_command=True, is_dm=True, can_manage=True)
+    return Incoming(stripped, platform="console", is_dm=True, can_manage=True)
 
 
 def _spans(items: tuple[markup.Span, ...], color: bool) -> str:
@@ -124,3 +125,16 @@ def _save_history(path: Path) -> None:
         readline.write_history_file(path)
     except OSError as exc:
         log.warning("could not save chat history: %s", exc.strerror)
+
+
+class ConsolePoster:
+    """Posts daily tips for the console's channel by printing them."""
+
+    def __init__(self, stdout: TextIO, color: bool = False):
+        self.stdout = stdout
+        self.color = color
+
+    async def post(self, channel_id: str, reply: Reply) -> None:
+        """Print the tip (the console has one channel, so channel_id is only shown)."""
+        self.stdout.write(render(reply, color=self.color) + "\n\n")
+        self.stdout.flush()

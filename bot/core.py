@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import random
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from rapidfuzz import fuzz, process
@@ -12,6 +13,8 @@ from bot.analysis import Analyzer, clean, fold
 from bot.knowledge import Faq, Knowledge, Trend
 from bot.replies import Reply, SourceRef, Suggestion
 from bot.retrieval import Document, Field, Index, Results
+from bot.store import Store
+from bot.tips import DailyTips
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +39,7 @@ class Incoming:
     is_command: bool = False  # a slash command: text is what follows the command name
     is_mention: bool = False
     is_dm: bool = False
+    can_manage: bool = False  # may change this channel's settings (daily tips); the adapter decides
 
 
 @dataclass(frozen=True)
@@ -78,6 +82,7 @@ class TrendBot:
         self.analyzer = Analyzer(kb.aliases)
         self.index = index or Index.build(documents(kb), self.analyzer)
         self.rng = rng or random.Random()
+        self.tips: DailyTips | None = None
         self.threshold = threshold
         # `/trend <name>` accepts a trend's title, id or any of its aliases; a free question that
         # is only a name must be a title or id, since aliases also name narrower things
@@ -89,6 +94,11 @@ class TrendBot:
                 self._title_names.setdefault(fold(self.analyzer.expand(name)), t.id)
             for name in (t.title, t.id.replace("-", " "), *t.aliases):
                 self._topic_names.setdefault(fold(self.analyzer.expand(name)), t.id)
+
+    def enable_tips(self, store: Store | Callable[[], Store], **options) -> DailyTips:
+        """Turn on the daily-tip commands and scheduler over a store (or a function opening one)."""
+        self.tips = DailyTips(self.kb, store, self.find_topic, **options)
+        return self.tips
 
     # -- entry points ---------------------------------------------------------------------
 
@@ -117,13 +127,20 @@ class TrendBot:
         if m and (command or text.lstrip().startswith("/") or m.end() == len(text) or _is_keyword(text[m.end():])):
             text, command = text[m.end():], True
         if command:
-            return self._command(text.strip())
+            return self._command(text.strip(), incoming)
         if not text:
             return Decision(self.help(), None)
         return self.answer(text)
 
-    def _command(self, arg: str) -> Decision:
+    def _command(self, arg: str, incoming: Incoming) -> Decision:
         word = arg.lower()
+        verb, *args = arg.split() or [""]
+        if verb.lower() in SUBSCRIPTION_VERBS:
+            if self.tips is None:
+                return Decision(Reply(title="Daily tips are off", answered=False, kind="error", private=True,
+                                      text="This trendbot runs without a store, so it can't keep subscriptions."), None)
+            return Decision(self.tips.command(verb.lower(), args, incoming.platform, incoming.channel_id,
+                                              incoming.can_manage), None)
         if word in ("", "topics", "list", "ls"):
             return Decision(self.topics(), None)
         if word in ("help", "?", "h", "usage"):
@@ -287,7 +304,8 @@ class TrendBot:
         return tuple(out)
 
 
-_KEYWORDS = {"topics", "list", "help", "tip", "tips", "sources"}
+SUBSCRIPTION_VERBS = ("subscribe", "unsubscribe", "subscription")
+_KEYWORDS = {"topics", "list", "help", "tip", "tips", "sources", *SUBSCRIPTION_VERBS}
 
 
 def _is_keyword(rest: str) -> bool:

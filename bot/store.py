@@ -1,12 +1,13 @@
 """The persistent store: one SQLite file shared by every process of one installation.
 
-It starts with event de-duplication (`claim`); later features add their tables as new entries in
-`MIGRATIONS`. Every "exactly once" rests on a PRIMARY KEY / UNIQUE constraint, never on timing,
+It holds event de-duplication (`claim`), daily-tip subscriptions and the per-day tip posts;
+features add their tables as new entries in `MIGRATIONS`. Every "exactly once" rests on a PRIMARY KEY / UNIQUE constraint, never on timing,
 and the SQL is plain (no SQLite-only syntax in the statements themselves), so a PostgreSQL
 backend can follow with the same statements and another DB-API driver.
 """
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 import sqlite3
@@ -14,6 +15,8 @@ import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
+
+from bot.schedule import Subscription
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +31,16 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
     (1, (
         "CREATE TABLE claims (key VARCHAR(255) PRIMARY KEY, claimed_at BIGINT NOT NULL)",
         "CREATE INDEX claims_claimed_at ON claims (claimed_at)",
+    )),
+    (2, (
+        "CREATE TABLE subscriptions (platform VARCHAR(32) NOT NULL, channel_id VARCHAR(255) NOT NULL,"
+        " post_time CHAR(5) NOT NULL, zone VARCHAR(64) NOT NULL, topics VARCHAR(2000) NOT NULL,"
+        " active INTEGER NOT NULL, failures INTEGER NOT NULL, updated_at BIGINT NOT NULL,"
+        " PRIMARY KEY (platform, channel_id))",
+        # One row per channel and local date: the claim that makes each daily post happen once.
+        "CREATE TABLE tip_posts (platform VARCHAR(32) NOT NULL, channel_id VARCHAR(255) NOT NULL,"
+        " local_date CHAR(10) NOT NULL, tip_id VARCHAR(255), claimed_at BIGINT NOT NULL, sent_at BIGINT,"
+        " PRIMARY KEY (platform, channel_id, local_date))",
     )),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
@@ -145,6 +158,116 @@ class Store:
             log.debug("store: %d expired claims deleted", cur.rowcount)
         return cur.rowcount
 
+    # -- daily tips ---------------------------------------------------------------------------
+
+    def subscribe(self, sub: Subscription, now: float | None = None) -> None:
+        """Create or replace a channel's subscription (and reactivate it)."""
+        now = time.time() if now is None else now
+        row = (sub.platform, sub.channel_id, sub.time.strftime("%H:%M"), sub.zone, ",".join(sub.topics), int(now))
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO subscriptions (platform, channel_id, post_time, zone, topics, active, failures, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, 1, 0, ?)"
+                " ON CONFLICT (platform, channel_id) DO UPDATE SET post_time = excluded.post_time,"
+                " zone = excluded.zone, topics = excluded.topics, active = 1, failures = 0,"
+                " updated_at = excluded.updated_at",
+                row,
+            )
+
+    def unsubscribe(self, platform: str, channel_id: str) -> bool:
+        """Remove a channel's subscription; False if it had none."""
+        with self._lock:
+            cur = self._db.execute("DELETE FROM subscriptions WHERE platform = ? AND channel_id = ?",
+                                   (platform, channel_id))
+            return cur.rowcount > 0
+
+    def subscription(self, platform: str, channel_id: str) -> Subscription | None:
+        """A channel's subscription, active or not."""
+        with self._lock:
+            row = self._db.execute(_SUBSCRIPTION + " WHERE platform = ? AND channel_id = ?",
+                                   (platform, channel_id)).fetchone()
+        return _subscription(row) if row else None
+
+    def subscriptions(self, active_only: bool = True) -> list[Subscription]:
+        """Every subscription, by platform and channel."""
+        where = " WHERE active = 1" if active_only else ""
+        with self._lock:
+            rows = self._db.execute(_SUBSCRIPTION + where + " ORDER BY platform, channel_id").fetchall()
+        return [_subscription(r) for r in rows]
+
+    def claim_post(self, platform: str, channel_id: str, local_date: str, now: float,
+                   stale_after: float) -> bool:
+        """Claim the post of one channel on one local date; True for exactly one caller.
+
+        A claim left unsent (a crash between claim and send) can be taken again once it is
+        `stale_after` seconds old; the UPDATE's WHERE makes that re-take exclusive too.
+        """
+        with self._lock:
+            try:
+                self._db.execute(
+                    "INSERT INTO tip_posts (platform, channel_id, local_date, claimed_at) VALUES (?, ?, ?, ?)",
+                    (platform, channel_id, local_date, int(now)),
+                )
+                return True
+            except sqlite3.IntegrityError:
+                cur = self._db.execute(
+                    "UPDATE tip_posts SET claimed_at = ? WHERE platform = ? AND channel_id = ? AND local_date = ?"
+                    " AND sent_at IS NULL AND claimed_at <= ?",
+                    (int(now), platform, channel_id, local_date, int(now - stale_after)),
+                )
+                return cur.rowcount == 1
+
+    def mark_sent(self, platform: str, channel_id: str, local_date: str, tip_id: str, now: float) -> None:
+        """Record that the claimed post went out, with the tip it carried; clears failures."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute(
+                    "UPDATE tip_posts SET tip_id = ?, sent_at = ? WHERE platform = ? AND channel_id = ? AND local_date = ?",
+                    (tip_id, int(now), platform, channel_id, local_date),
+                )
+                self._db.execute("UPDATE subscriptions SET failures = 0 WHERE platform = ? AND channel_id = ?",
+                                 (platform, channel_id))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def release_post(self, platform: str, channel_id: str, local_date: str) -> None:
+        """Give up an unsent claim so the next tick can try again (after a transient failure)."""
+        with self._lock:
+            self._db.execute(
+                "DELETE FROM tip_posts WHERE platform = ? AND channel_id = ? AND local_date = ? AND sent_at IS NULL",
+                (platform, channel_id, local_date),
+            )
+
+    def record_failure(self, platform: str, channel_id: str, deactivate_after: int) -> bool:
+        """Count a permanent posting failure; True when it deactivated the subscription."""
+        with self._lock:
+            self._db.execute("UPDATE subscriptions SET failures = failures + 1 WHERE platform = ? AND channel_id = ?",
+                             (platform, channel_id))
+            cur = self._db.execute(
+                "UPDATE subscriptions SET active = 0 WHERE platform = ? AND channel_id = ? AND active = 1"
+                " AND failures >= ?",
+                (platform, channel_id, deactivate_after),
+            )
+            return cur.rowcount == 1
+
+    def sent_tips(self, platform: str, channel_id: str) -> list[tuple[str, str]]:
+        """(local date, tip id) of every tip posted in a channel, oldest first."""
+        with self._lock:
+            return [tuple(r) for r in self._db.execute(
+                "SELECT local_date, tip_id FROM tip_posts WHERE platform = ? AND channel_id = ?"
+                " AND sent_at IS NOT NULL ORDER BY local_date", (platform, channel_id)).fetchall()]
+
+    def posted_on(self, platform: str, channel_id: str, local_date: str) -> bool:
+        """Whether the post for that local date went out."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT 1 FROM tip_posts WHERE platform = ? AND channel_id = ? AND local_date = ? AND sent_at IS NOT NULL",
+                (platform, channel_id, local_date)).fetchone()
+        return row is not None
+
     # -- lifetime -------------------------------------------------------------------------------
 
     def close(self) -> None:
@@ -157,6 +280,16 @@ class Store:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+_SUBSCRIPTION = "SELECT platform, channel_id, post_time, zone, topics, active FROM subscriptions"
+
+
+def _subscription(row: tuple) -> Subscription:
+    platform, channel_id, post_time, zone, topics, active = row
+    hours, minutes = post_time.split(":")
+    return Subscription(platform, channel_id, dt.time(int(hours), int(minutes)), zone,
+                        tuple(t for t in topics.split(",") if t), bool(active))
 
 
 def _reason(exc: BaseException) -> str:

@@ -18,12 +18,12 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_created_on_first_use_with_schema_version_and_wal(tmp_path):
     path = tmp_path / "deep" / "er" / "trendbot.db"
     with Store(path) as st:
-        assert st.version == store.SCHEMA_VERSION == 1
+        assert st.version == store.SCHEMA_VERSION == 2
     raw = sqlite3.connect(path)
     assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert raw.execute("SELECT version FROM schema_version").fetchall() == [(1,)]
+    assert raw.execute("SELECT version FROM schema_version").fetchall() == [(2,)]
     tables = {r[0] for r in raw.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    assert {"schema_version", "claims"} <= tables
+    assert {"schema_version", "claims", "subscriptions", "tip_posts"} <= tables
     raw.close()
 
 
@@ -42,8 +42,21 @@ def test_claim_is_true_once_and_survives_a_restart(tmp_path):
         assert st.claim("slack:msg:T:C:1") is False
         assert st.claim("slack:msg:T:C:2") is True
     with Store(path) as again:  # a new process would open it the same way
-        assert again.version == 1
+        assert again.version == store.SCHEMA_VERSION
         assert again.claim("slack:msg:T:C:1") is False
+
+
+def test_older_schema_is_migrated_without_losing_rows(tmp_path, monkeypatch):
+    path = tmp_path / "old.db"
+    monkeypatch.setattr(store, "MIGRATIONS", store.MIGRATIONS[:1])
+    monkeypatch.setattr(store, "SCHEMA_VERSION", 1)
+    with Store(path) as old:
+        assert old.version == 1 and old.claim("kept", now=1000.0)
+    monkeypatch.undo()
+    with Store(path) as new:
+        assert new.version == store.SCHEMA_VERSION
+        assert new.claim("kept", now=1001.0) is False  # the v1 row survived the migration
+        assert new.subscriptions() == []
 
 
 def test_two_connections_share_one_file(tmp_path):

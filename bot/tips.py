@@ -1,0 +1,227 @@
+"""Daily tips: the subscription commands, the tip post, and the loop that posts what is due.
+
+Exactly once rests on the store: each post is claimed by inserting (platform, channel, local
+date) under a PRIMARY KEY, then marked sent. Any number of schedulers, in any number of
+processes sharing the database, produce one post per channel per local day.
+"""
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from bot.knowledge import Knowledge, Tip, Trend
+from bot.replies import Reply, SourceRef, Suggestion
+from bot.schedule import (CATCH_UP, DEFAULT_TIME, DEFAULT_ZONE, UTC, Subscription, choose_tip, due,
+                          local_date, next_post, parse_time, parse_zone)
+from bot.store import Store
+
+log = logging.getLogger(__name__)
+
+CLAIM_TIMEOUT = dt.timedelta(minutes=10)  # an unsent claim older than this is retried
+DEACTIVATE_AFTER = 3  # permanent posting failures in a row before a channel is switched off
+TICK = 30.0  # seconds between scheduler passes
+USAGE = ("`/trend subscribe [HH:MM] [Area/City] [topic ...]`, e.g. `/trend subscribe 08:30 Europe/Berlin "
+         "serverless devops`; `/trend unsubscribe`; `/trend subscription`")
+
+
+class PostError(Exception):
+    """A tip could not be posted; `permanent` when retrying cannot help (channel gone, no access)."""
+
+    def __init__(self, message: str, permanent: bool):
+        super().__init__(message)
+        self.permanent = permanent
+
+
+class Poster(Protocol):
+    """What an adapter implements so the scheduler can post to one of its channels."""
+
+    async def post(self, channel_id: str, reply: Reply) -> None:
+        """Post the reply to the channel, raising PostError on failure."""
+
+
+@dataclass(frozen=True)
+class PostResult:
+    """What one scheduler pass did for one due channel."""
+
+    platform: str
+    channel_id: str
+    local_date: str
+    tip_id: str | None
+    outcome: str  # sent | failed | deactivated | claimed-elsewhere | no-poster | no-tips
+
+
+def tip_post(kb: Knowledge, tip: Tip) -> Reply:
+    """A tip as the daily post shows it: header, the tip, its source, and how to ask more."""
+    trend = kb.trends.get(tip.trend)
+    text = tip.text
+    if trend is not None:
+        text += f"\n\nMore on this: `/trend {trend.id}`"
+    src = kb.sources[tip.source]
+    return Reply(
+        title="Daily backend tip", text=text, answered=True, kind="tip",
+        sources=(SourceRef(src.title, src.url, src.when, src.publisher, src.name),),
+        suggestions=(Suggestion(trend.title, trend.id),) if trend else (), entry_id=tip.id,
+        as_of=src.when,
+    )
+
+
+class DailyTips:
+    """Subscriptions and posting for every platform, over one store."""
+
+    def __init__(self, kb: Knowledge, store: Store | Callable[[], Store], find_topic: Callable[[str], Trend | None], *,
+                 clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(UTC),
+                 catch_up: dt.timedelta = CATCH_UP, claim_timeout: dt.timedelta = CLAIM_TIMEOUT,
+                 deactivate_after: int = DEACTIVATE_AFTER):
+        self.kb = kb
+        self._store = store
+        self.find_topic = find_topic
+        self.clock = clock
+        self.catch_up = catch_up
+        self.claim_timeout = claim_timeout
+        self.deactivate_after = deactivate_after
+
+    @property
+    def store(self) -> Store:
+        """The store, opened on first use when a factory was given (so `trendbot ask` makes no file)."""
+        if not isinstance(self._store, Store):
+            self._store = self._store()
+        return self._store
+
+    # -- commands ---------------------------------------------------------------------------
+
+    def command(self, verb: str, args: list[str], platform: str, channel_id: str, can_manage: bool) -> Reply:
+        """`subscribe`, `unsubscribe` or `subscription` for the channel the command came from."""
+        if verb == "subscription":
+            return self.describe(platform, channel_id)
+        if not can_manage:
+            return _private("Not allowed here",
+                            "Only people who can manage this channel can change its daily tips "
+                            "(Slack: a workspace admin or the channel's creator; Discord: Manage Channels).")
+        if verb == "unsubscribe":
+            if self.store.unsubscribe(platform, channel_id):
+                return Reply(title="Daily tips stopped", answered=True, kind="subscription",
+                             text="This channel will get no more daily tips. `/trend subscribe` starts them again.")
+            return _private("Not subscribed", "This channel has no daily tips to stop. " + USAGE)
+        sub = self.parse_subscribe(args, platform, channel_id)
+        if isinstance(sub, Reply):
+            return sub
+        self.store.subscribe(sub)
+        return self.describe(platform, channel_id, title="Daily tips on")
+
+    def parse_subscribe(self, args: list[str], platform: str, channel_id: str) -> Subscription | Reply:
+        """Read `[HH:MM] [Area/City] [topic ...]`, or explain what is wrong with an example."""
+        time, zone, topics = DEFAULT_TIME, DEFAULT_ZONE, []
+        rest = list(args)
+        if rest and ":" in rest[0]:
+            parsed = parse_time(rest.pop(0))
+            if parsed is None:
+                return _private("That time doesn't work", "Give the time as 24-hour HH:MM, e.g. "
+                                "`/trend subscribe 08:30 Europe/Berlin`.")
+            time = parsed
+        if rest and ("/" in rest[0] or rest[0].upper() in ("UTC", "GMT", "Z")):
+            parsed_zone = parse_zone(rest.pop(0))
+            if parsed_zone is None:
+                return _private("Unknown time zone", "Use an Area/City zone name, e.g. `Europe/Berlin`, "
+                                "`America/New_York` or `UTC`: `/trend subscribe 08:30 America/New_York`.")
+            zone = parsed_zone
+        for word in rest:
+            trend = self.find_topic(word)
+            if trend is None:
+                return _private("Unknown topic", f"I don't know a topic called \"{word[:60]}\". "
+                                "`/trend topics` lists them; e.g. `/trend subscribe 09:00 UTC serverless`.")
+            if trend.id not in topics:
+                topics.append(trend.id)
+        if topics and not self.pool(topics):
+            return _private("No tips for those topics", "None of those topics has tips yet; pick others or none.")
+        return Subscription(platform, channel_id, time, zone, tuple(topics))
+
+    def describe(self, platform: str, channel_id: str, title: str = "Daily tips") -> Reply:
+        """The channel's settings and its next post time in its own zone."""
+        sub = self.store.subscription(platform, channel_id)
+        if sub is None:
+            return _private("No daily tips here", "This channel isn't subscribed. " + USAGE)
+        now = self.clock()
+        posted = self.store.posted_on(platform, channel_id, local_date(sub, now).isoformat())
+        when = next_post(sub, now, posted).astimezone(sub.tz)
+        topics = ", ".join(self.kb.trends[t].title for t in sub.topics if t in self.kb.trends) or "all topics"
+        state = "" if sub.active else "\n\n**Paused:** posting here kept failing; `/trend subscribe` turns it back on."
+        text = (f"One tip a day at **{sub.time:%H:%M} {sub.zone}** on {topics}.\n\n"
+                f"- Next tip: {when:%a %d %b %H:%M %Z}\n- `/trend unsubscribe` stops it{state}")
+        return Reply(title=title, text=text, answered=True, kind="subscription")
+
+    # -- posting ------------------------------------------------------------------------------
+
+    def pool(self, topics: tuple[str, ...] | list[str]) -> list[str]:
+        """Tip ids a subscription draws from: all, or those of its topics."""
+        return [t.id for t in self.kb.tips.values() if not topics or t.trend in topics]
+
+    def next_tip(self, sub: Subscription) -> Tip | None:
+        """The tip the channel gets next (none repeats until all eligible ones were posted)."""
+        history = [tip for _, tip in self.store.sent_tips(sub.platform, sub.channel_id)]
+        tip_id = choose_tip(self.pool(sub.topics), history, f"{sub.platform}:{sub.channel_id}")
+        return self.kb.tips.get(tip_id) if tip_id else None
+
+    async def run_once(self, posters: Mapping[str, Poster], now: dt.datetime | None = None) -> list[PostResult]:
+        """Post every tip due at `now` (default: the clock) through the platform's poster."""
+        now = now or self.clock()
+        results = []
+        for sub in self.store.subscriptions():
+            day = due(sub, now, self.catch_up)
+            if day is None or self.store.posted_on(sub.platform, sub.channel_id, day.isoformat()):
+                continue
+            poster = posters.get(sub.platform)
+            if poster is None:
+                results.append(PostResult(sub.platform, sub.channel_id, day.isoformat(), None, "no-poster"))
+                continue
+            results.append(await self._post(sub, day.isoformat(), poster, now))
+        return results
+
+    async def _post(self, sub: Subscription, day: str, poster: Poster, now: dt.datetime) -> PostResult:
+        key = (sub.platform, sub.channel_id, day)
+        if not self.store.claim_post(*key, now=now.timestamp(), stale_after=self.claim_timeout.total_seconds()):
+            return PostResult(*key, None, "claimed-elsewhere")
+        tip = self.next_tip(sub)
+        if tip is None:
+            self.store.release_post(*key)
+            return PostResult(*key, None, "no-tips")
+        try:
+            await poster.post(sub.channel_id, tip_post(self.kb, tip))
+        except Exception as exc:  # one channel's failure never stops the others
+            if not isinstance(exc, PostError):
+                log.exception("posting a tip to %s:%s failed", sub.platform, sub.channel_id)
+                exc = PostError(str(exc) or type(exc).__name__, permanent=False)
+            if not exc.permanent:  # rate limits and outages: the claim goes back, the next tick retries
+                self.store.release_post(*key)
+                log.warning("tip for %s:%s not posted, will retry: %s", sub.platform, sub.channel_id, exc)
+                return PostResult(*key, tip.id, "failed")
+            self.store.release_post(*key)
+            if self.store.record_failure(sub.platform, sub.channel_id, self.deactivate_after):
+                log.warning("daily tips for %s:%s deactivated after %d permanent failures: %s",
+                            sub.platform, sub.channel_id, self.deactivate_after, exc)
+                return PostResult(*key, tip.id, "deactivated")
+            log.warning("tip for %s:%s failed: %s", sub.platform, sub.channel_id, exc)
+            return PostResult(*key, tip.id, "failed")
+        self.store.mark_sent(*key, tip_id=tip.id, now=now.timestamp())
+        log.info("tip %s posted to %s:%s", tip.id, sub.platform, sub.channel_id)
+        return PostResult(*key, tip.id, "sent")
+
+    async def run(self, posters: Mapping[str, Poster], stop: asyncio.Event,
+                  sleep: Callable[[float], Awaitable[object]] | None = None, tick: float = TICK) -> None:
+        """Post what is due every `tick` seconds until `stop` is set; errors are logged, not raised."""
+        while not stop.is_set():
+            try:
+                await self.run_once(posters)
+            except Exception:
+                log.exception("daily tips pass failed")
+            try:
+                await asyncio.wait_for(stop.wait(), tick) if sleep is None else await sleep(tick)
+            except asyncio.TimeoutError:
+                pass
+
+
+def _private(title: str, text: str) -> Reply:
+    return Reply(title=title, text=text, answered=False, kind="error", private=True)

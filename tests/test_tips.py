@@ -1,0 +1,229 @@
+"""Daily tips: subscription commands, exactly-once posting, failures, and the console poster."""
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from adapters import console
+from bot.core import Incoming, TrendBot
+from bot.schedule import UTC, Subscription
+from bot.store import Store
+from bot.tips import DailyTips, PostError, tip_post
+from tests.conftest import MINI
+
+ROOT = Path(__file__).resolve().parents[1]
+NINE_UTC = dt.datetime(2026, 5, 4, 9, 0, tzinfo=UTC)
+
+
+class RecordingPoster:
+    """A Poster that records what it posts; fails on the channels in `fail` with the given kind."""
+
+    def __init__(self, fail: dict[str, bool] | None = None):
+        self.posts: list[tuple[str, str]] = []
+        self.fail = fail or {}
+
+    async def post(self, channel_id, reply):
+        if channel_id in self.fail:
+            raise PostError(f"cannot post to {channel_id}", permanent=self.fail[channel_id])
+        self.posts.append((channel_id, reply.entry_id))
+
+
+@pytest.fixture
+def db(tmp_path) -> Path:
+    return tmp_path / "tips.db"
+
+
+@pytest.fixture
+def bot(mini_kb, db):
+    bot = TrendBot(mini_kb)
+    bot.enable_tips(Store(db), clock=lambda: NINE_UTC)
+    return bot
+
+
+def run(tips: DailyTips, poster, now=NINE_UTC, platform="slack"):
+    return asyncio.run(tips.run_once({platform: poster}, now))
+
+
+def command(bot, text, channel="C1", platform="slack", can_manage=True):
+    return bot.handle(Incoming(text, platform=platform, channel_id=channel, is_command=True, can_manage=can_manage))
+
+
+# -- commands ---------------------------------------------------------------------------------
+
+
+def test_subscribe_with_defaults_then_show_and_unsubscribe(bot):
+    reply = command(bot, "subscribe")
+    assert reply.answered and not reply.private and reply.title == "Daily tips on"
+    assert "09:00 UTC" in reply.text and "all topics" in reply.text
+    assert "Mon 04 May 09:00 UTC" in reply.text  # due right now: posts on the next tick
+    assert bot.tips.store.subscription("slack", "C1") == Subscription("slack", "C1", dt.time(9, 0), "UTC", ())
+    assert "09:00 UTC" in command(bot, "subscription", can_manage=False).text
+    assert command(bot, "unsubscribe").title == "Daily tips stopped"
+    assert bot.tips.store.subscription("slack", "C1") is None
+    assert command(bot, "subscription").title == "No daily tips here"
+
+
+def test_subscribe_time_zone_and_topics(bot):
+    reply = command(bot, "subscribe 08:30 America/New_York k8s serverles")
+    assert "08:30 America/New_York" in reply.text and "Kubernetes, Serverless computing" in reply.text
+    assert "Mon 04 May 08:30 EDT" in reply.text  # 09:00 UTC is 05:00 in New York: today's is ahead
+    assert bot.tips.store.subscription("slack", "C1").topics == ("kubernetes", "serverless")
+
+
+@pytest.mark.parametrize("args, title", [
+    ("25:00", "That time doesn't work"),
+    ("9:00 Mars/Olympus", "Unknown time zone"),
+    ("9:00 UTC basketweaving", "Unknown topic"),
+])
+def test_bad_subscribe_arguments_get_a_clear_private_message_with_an_example(bot, args, title):
+    reply = command(bot, f"subscribe {args}")
+    assert reply.private and reply.title == title
+    assert "/trend subscribe" in reply.text or "/trend topics" in reply.text
+    assert bot.tips.store.subscription("slack", "C1") is None
+
+
+def test_changes_need_channel_management(bot):
+    for verb in ("subscribe", "unsubscribe"):
+        reply = command(bot, verb, can_manage=False)
+        assert reply.private and reply.title == "Not allowed here"
+    assert bot.tips.store.subscription("slack", "C1") is None
+
+
+def test_without_a_store_subscriptions_are_explained(mini_bot):
+    reply = command(mini_bot, "subscribe")
+    assert reply.private and "store" in reply.text
+
+
+# -- posting exactly once ---------------------------------------------------------------------
+
+
+def test_due_tip_posts_once_per_day_and_reads_as_a_tip(bot):
+    command(bot, "subscribe 09:00 UTC")
+    poster = RecordingPoster()
+    assert [r.outcome for r in run(bot.tips, poster)] == ["sent"]
+    assert [r.outcome for r in run(bot.tips, poster, NINE_UTC + dt.timedelta(minutes=5))] == []
+    assert len(poster.posts) == 1
+    reply = tip_post(bot.kb, bot.kb.tips[poster.posts[0][1]])
+    assert reply.title == "Daily backend tip" and reply.sources and "More on this: `/trend " in reply.text
+
+
+def test_no_repeat_until_every_eligible_tip_posted_and_topics_filter(bot):
+    command(bot, "subscribe 09:00 UTC", channel="ALL")
+    command(bot, "subscribe 09:00 UTC kubernetes", channel="K8S")
+    poster = RecordingPoster()
+    for day in range(4):
+        run(bot.tips, poster, NINE_UTC + dt.timedelta(days=day))
+    all_posts = [tip for ch, tip in poster.posts if ch == "ALL"]
+    assert sorted(all_posts[:2]) == ["tip-one", "tip-two"] and sorted(all_posts[2:]) == ["tip-one", "tip-two"]
+    assert [tip for ch, tip in poster.posts if ch == "K8S"] == ["tip-two"] * 4
+
+
+def test_two_schedulers_on_one_database_post_once(mini_kb, db):
+    first, second = TrendBot(mini_kb), TrendBot(mini_kb)
+    a, b = first.enable_tips(Store(db)), second.enable_tips(Store(db))
+    for ch in ("C1", "C2", "C3"):
+        a.store.subscribe(Subscription("slack", ch))
+    poster = RecordingPoster()
+
+    async def both():
+        return await asyncio.gather(a.run_once({"slack": poster}, NINE_UTC), b.run_once({"slack": poster}, NINE_UTC))
+
+    asyncio.run(both())
+    assert sorted(ch for ch, _ in poster.posts) == ["C1", "C2", "C3"]
+
+
+def test_two_processes_post_once_per_channel(tmp_path, db):
+    with Store(db) as st:
+        for i in range(10):
+            st.subscribe(Subscription("slack", f"C{i}"))
+    code = f"""
+import asyncio, datetime as dt, json, sys
+from bot import knowledge
+from bot.core import TrendBot
+from bot.store import Store
+kb = knowledge.load({str(MINI)!r})
+tips = TrendBot(kb).enable_tips(Store({str(db)!r}))
+posted = []
+class P:
+    async def post(self, channel_id, reply):
+        posted.append(channel_id)
+now = dt.datetime(2026, 5, 4, 9, 0, tzinfo=dt.timezone.utc)
+asyncio.run(tips.run_once({{"slack": P()}}, now))
+print(json.dumps(posted))
+"""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=env) for _ in range(2)]
+    outs = [json.loads(p.communicate(timeout=60)[0]) for p in procs]
+    assert sorted(outs[0] + outs[1]) == sorted(f"C{i}" for i in range(10))
+
+
+def test_failure_part_way_reposts_only_the_rest(bot):
+    for i in range(10):
+        bot.tips.store.subscribe(Subscription("slack", f"C{i}"))
+    broken = RecordingPoster(fail={f"C{i}": False for i in range(3, 10)})
+    results = run(bot.tips, broken)
+    assert [r.outcome for r in results].count("sent") == 3
+    healed = RecordingPoster()
+    run(bot.tips, healed, NINE_UTC + dt.timedelta(minutes=1))
+    assert sorted(ch for ch, _ in healed.posts) == [f"C{i}" for i in range(3, 10)]
+
+
+def test_crash_between_claim_and_send_is_retried_after_the_timeout(bot):
+    bot.tips.store.subscribe(Subscription("slack", "C1"))
+    assert bot.tips.store.claim_post("slack", "C1", "2026-05-04", NINE_UTC.timestamp(), stale_after=600)
+    poster = RecordingPoster()  # ...and the process that claimed it died before sending
+    assert [r.outcome for r in run(bot.tips, poster, NINE_UTC + dt.timedelta(minutes=5))] == ["claimed-elsewhere"]
+    assert [r.outcome for r in run(bot.tips, poster, NINE_UTC + dt.timedelta(minutes=11))] == ["sent"]
+    assert [r.outcome for r in run(bot.tips, poster, NINE_UTC + dt.timedelta(minutes=30))] == []
+    assert len(poster.posts) == 1
+
+
+def test_catch_up_after_downtime_posts_today_once_never_old_days(bot):
+    bot.tips.store.subscribe(Subscription("slack", "C1"))
+    poster = RecordingPoster()
+    run(bot.tips, poster, NINE_UTC + dt.timedelta(days=2, hours=3))  # down for two days; back at 12:00
+    run(bot.tips, poster, NINE_UTC + dt.timedelta(days=2, hours=4))
+    assert len(poster.posts) == 1
+    assert bot.tips.store.sent_tips("slack", "C1")[0][0] == "2026-05-06"
+
+
+def test_permanent_failures_deactivate_the_channel(bot, caplog):
+    bot.tips.store.subscribe(Subscription("slack", "GONE"))
+    poster = RecordingPoster(fail={"GONE": True})
+    outcomes = [run(bot.tips, poster, NINE_UTC + dt.timedelta(minutes=m))[0].outcome for m in range(3)]
+    assert outcomes == ["failed", "failed", "deactivated"]
+    assert run(bot.tips, poster, NINE_UTC + dt.timedelta(minutes=4)) == []
+    assert not bot.tips.store.subscription("slack", "GONE").active
+    assert "deactivated" in caplog.text
+    assert "Paused" in command(bot, "subscription", channel="GONE").text
+    command(bot, "subscribe", channel="GONE")
+    assert bot.tips.store.subscription("slack", "GONE").active
+
+
+def test_console_channel_is_a_platform_too(mini_kb, db):
+    bot = TrendBot(mini_kb)
+    bot.enable_tips(lambda: Store(db), clock=lambda: NINE_UTC)
+    reply = bot.handle(console.to_incoming("/trend subscribe 09:00 UTC"))
+    assert reply.title == "Daily tips on"
+    out = io.StringIO()
+    assert [r.outcome for r in run(bot.tips, console.ConsolePoster(out), platform="console")] == ["sent"]
+    assert out.getvalue().startswith("Daily backend tip\n\n")
+    assert [r.outcome for r in run(bot.tips, console.ConsolePoster(out), platform="console")] == []
+
+
+def test_store_is_opened_only_when_needed(mini_kb, db):
+    opened = []
+    bot = TrendBot(mini_kb)
+    bot.enable_tips(lambda: opened.append(1) or Store(db))
+    bot.handle(Incoming("k8s"))
+    assert opened == [] and not db.exists()
+    bot.handle(Incoming("subscription", is_command=True))
+    assert opened == [1]
