@@ -19,7 +19,7 @@ import re
 import signal
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 from urllib.parse import urlsplit
 
@@ -39,6 +39,7 @@ from adapters.slack_blocks import ACTION_PREFIX, render
 from bot.core import Incoming
 from bot.replies import Reply
 from bot.store import Store
+from bot.tips import PostError
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +47,8 @@ COMMAND = "/trend"
 PATH = "/slack/events"
 DEFAULT_API_URL = "https://slack.com/api/"
 
-__all__ = ["Settings", "SettingsError", "SecretFilter", "SlackApp", "event_key", "plain_text", "render", "run",
-           "to_incoming", "wants_reply"]
+__all__ = ["Settings", "SettingsError", "SecretFilter", "SlackApp", "SlackPoster", "changes_subscription",
+           "event_key", "plain_text", "render", "run", "to_incoming", "wants_reply"]
 
 
 class Answerer(Protocol):
@@ -73,6 +74,7 @@ class Settings:
     api_url: str = DEFAULT_API_URL
     host: str = "0.0.0.0"
     port: int = 3000
+    managers: frozenset[str] = frozenset()  # user ids allowed to change daily tips in any channel
 
     @property
     def socket_mode(self) -> bool:
@@ -110,8 +112,11 @@ class Settings:
             raise SettingsError("SLACK_API_URL is malformed: it must be an http(s) URL such as https://slack.com/api/")
         if not 0 <= port <= 65535:
             raise SettingsError("--port must be between 0 and 65535")
+        managers = frozenset(m.strip() for m in environ.get("TRENDBOT_SLACK_MANAGERS", "").split(",") if m.strip())
+        if any(not re.fullmatch(r"[UW][A-Z0-9]+", m) for m in managers):
+            raise SettingsError("TRENDBOT_SLACK_MANAGERS is malformed: a comma-separated list of Slack user ids (U...)")
         return cls(bot_token=bot_token, signing_secret=secret, app_token=app_token,
-                   api_url=api_url.rstrip("/") + "/", host=host, port=port)
+                   api_url=api_url.rstrip("/") + "/", host=host, port=port, managers=managers)
 
 
 def _secret(environ: Mapping[str, str], name: str) -> str:
@@ -257,6 +262,43 @@ def _is_dm(channel: str, channel_type: str | None) -> bool:
     return channel_type in ("im", "directmessage") or channel.startswith("D")
 
 
+def changes_subscription(text: str) -> bool:
+    """Whether /trend text subscribes or unsubscribes the channel (which needs a permission check)."""
+    return text.split(maxsplit=1)[0].lower() in ("subscribe", "unsubscribe") if text.strip() else False
+
+
+# Errors after which posting to a channel cannot work until someone changes something in Slack.
+PERMANENT_ERRORS = frozenset({
+    "channel_not_found", "is_archived", "not_in_channel", "account_inactive", "invalid_auth",
+    "token_revoked", "missing_scope", "restricted_action", "not_allowed_token_type", "team_access_not_granted",
+    "ekm_access_denied", "channel_is_archived",
+})
+
+
+def _api_error(exc: BaseException) -> str:
+    if isinstance(exc, SlackApiError):
+        return str(exc.response.get("error"))
+    return type(exc).__name__
+
+
+class SlackPoster:
+    """Posts daily tips to Slack channels (the scheduler's Poster)."""
+
+    def __init__(self, client: AsyncWebClient):
+        self.client = client
+
+    async def post(self, channel_id: str, reply: Reply) -> None:
+        """chat.postMessage; a permanent Slack error or any other failure becomes PostError."""
+        try:
+            await self.client.chat_postMessage(channel=channel_id, unfurl_links=False, unfurl_media=False,
+                                               **render(reply))
+        except SlackApiError as exc:
+            error = _api_error(exc)
+            raise PostError(f"Slack said {error}", permanent=error in PERMANENT_ERRORS) from None
+        except (ClientError, asyncio.TimeoutError) as exc:  # 429s were already retried by the client
+            raise PostError(f"cannot reach Slack: {type(exc).__name__}", permanent=False) from None
+
+
 # -- the slack-bolt app -------------------------------------------------------------------------
 
 
@@ -302,6 +344,8 @@ class SlackApp:
     async def _on_command(self, ack, body: dict) -> None:
         await ack()  # an empty 200 within Slack's 3 s; the answer follows through response_url
         incoming = to_incoming(body)
+        if changes_subscription(incoming.text):
+            incoming = replace(incoming, can_manage=await self.can_manage(incoming.user_id, incoming.channel_id))
         reply = await asyncio.to_thread(self.bot.handle, incoming)
         await self._respond(body.get("response_url"), reply)
 
@@ -326,6 +370,21 @@ class SlackApp:
         incoming = to_incoming(body)
         reply = await asyncio.to_thread(self.bot.handle, incoming)
         await self._respond(body.get("response_url"), reply, thread_ts=incoming.thread_id)
+
+    async def can_manage(self, user_id: str, channel_id: str) -> bool:
+        """May this person change the channel's daily tips: allow-listed, a workspace admin or owner,
+        or the channel's creator (users.info and conversations.info). Any API error means no."""
+        if user_id in self.settings.managers:
+            return True
+        try:
+            user = (await self.client.users_info(user=user_id)).get("user") or {}
+            if user.get("is_admin") or user.get("is_owner"):
+                return True
+            channel = (await self.client.conversations_info(channel=channel_id)).get("channel") or {}
+            return bool(channel.get("creator")) and channel.get("creator") == user_id
+        except (SlackApiError, ClientError, asyncio.TimeoutError) as exc:
+            log.warning("could not check who may manage %s: %s", channel_id, _api_error(exc))
+            return False
 
     # -- output ----------------------------------------------------------------------------
 
@@ -443,9 +502,14 @@ class SlackApp:
             asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
         except (NotImplementedError, RuntimeError, ValueError):
             pass
+        tips = getattr(self.bot, "tips", None)
+        scheduler = asyncio.create_task(tips.run({"slack": SlackPoster(self.client)}, stop)) if tips else None
         try:
             await stop.wait()
         finally:
+            if scheduler is not None:
+                stop.set()
+                await scheduler
             await self.stop()
 
 

@@ -1,6 +1,7 @@
 """A stand-in for Slack's Web API and response_url: a real HTTP server on 127.0.0.1, port 0, in a thread.
 
-It answers auth.test, chat.postMessage, chat.postEphemeral and apps.connections.open (checking the bearer token),
+It answers auth.test, chat.postMessage, chat.postEphemeral, users.info, conversations.info and
+apps.connections.open (checking the bearer token),
 accepts posts to /response/<name> as Slack's response_url does, records every call, and can
 answer one call with 429 + Retry-After to exercise the retry handlers. Also here: Slack's
 request signing, and a helper that runs the app's HTTP server in its own event loop thread.
@@ -54,6 +55,9 @@ class FakeSlack:
         self.tokens = set(tokens)
         self.calls: list[Call] = []
         self.socket_url = ""  # what apps.connections.open hands out (a loopback WebSocket in tests)
+        self.admins: set[str] = set()  # users.info says these users are workspace admins
+        self.creators: dict[str, str] = {}  # conversations.info: channel id -> creator's user id
+        self.post_errors: dict[str, str] = {}  # chat.postMessage to these channels fails with this error
         self._limits: list[tuple[str, int, dict]] = []  # (method, retry_after, match)
         self._ts = itertools.count(1)
         self._cond = threading.Condition()
@@ -153,6 +157,14 @@ class FakeSlack:
             return 200, {}, {"ok": True, "url": "https://example.slack.com/", "team": "Example", "user": "trendbot",
                              "team_id": TEAM, "user_id": BOT_USER, "bot_id": "B0TRENDBOT", "is_enterprise_install": False}
         ts = f"1715000100.{next(self._ts):06d}"
+        if method == "users.info":
+            user = data.get("user", "")
+            return 200, {}, {"ok": True, "user": {"id": user, "is_admin": user in self.admins, "is_owner": False}}
+        if method == "conversations.info":
+            channel = data.get("channel", "")
+            return 200, {}, {"ok": True, "channel": {"id": channel, "creator": self.creators.get(channel, "U0SOMEONE")}}
+        if method == "chat.postMessage" and data.get("channel") in self.post_errors:
+            return 200, {}, {"ok": False, "error": self.post_errors[data["channel"]]}
         if method == "chat.postMessage":
             return 200, {}, {"ok": True, "channel": data.get("channel"), "ts": ts, "message": {"text": data.get("text")}}
         if method == "apps.connections.open":
@@ -167,6 +179,9 @@ class FakeSlack:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 (slack_sdk reads users.info and conversations.info by GET)
+                self.do_POST()
+
             def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
                 raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 headers = {k.lower(): v for k, v in self.headers.items()}
@@ -174,6 +189,8 @@ class FakeSlack:
                     data = json.loads(raw or b"{}")
                 else:
                     data = dict(parse_qsl(raw.decode()))
+                if "?" in self.path:
+                    data.update(parse_qsl(self.path.split("?", 1)[1]))
                 if self.path.startswith("/api/"):
                     method = self.path[5:].split("?")[0]
                 elif self.path.startswith("/response/"):

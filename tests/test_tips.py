@@ -227,3 +227,44 @@ def test_store_is_opened_only_when_needed(mini_kb, db):
     assert opened == [] and not db.exists()
     bot.handle(Incoming("subscription", is_command=True))
     assert opened == [1]
+
+
+def test_run_loop_posts_each_tick_until_stopped(bot):
+    bot.tips.store.subscribe(Subscription("slack", "C1"))
+    poster = RecordingPoster()
+    ticks = []
+
+    async def main():
+        stop = asyncio.Event()
+
+        async def sleep(seconds):
+            ticks.append(seconds)
+            if len(ticks) == 3:
+                stop.set()
+
+        await bot.tips.run({"slack": poster}, stop, sleep=sleep, tick=30.0)
+
+    asyncio.run(main())
+    assert ticks == [30.0, 30.0, 30.0] and len(poster.posts) == 1
+
+
+def test_run_loop_survives_a_failing_pass(bot, monkeypatch, caplog):
+    calls = []
+
+    async def broken(posters, now=None):
+        calls.append(1)
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(bot.tips, "run_once", broken)
+
+    async def main():
+        stop = asyncio.Event()
+
+        async def sleep(seconds):
+            if len(calls) == 2:
+                stop.set()
+
+        await bot.tips.run({}, stop, sleep=sleep)
+
+    asyncio.run(main())
+    assert len(calls) == 2 and "daily tips pass failed" in caplog.text
