@@ -18,7 +18,7 @@ import os
 import re
 import signal
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 from urllib.parse import urlsplit
@@ -36,6 +36,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from adapters.slack_blocks import ACTION_PREFIX, render
+from adapters.secrets import SecretFilter, SettingsError, read_secret
 from bot.core import Incoming
 from bot.replies import Reply
 from bot.store import Store
@@ -58,10 +59,6 @@ class Answerer(Protocol):
 
 
 # -- settings -----------------------------------------------------------------------------------
-
-
-class SettingsError(ValueError):
-    """A setting is missing, malformed or rejected; the message names the variable, never its value."""
 
 
 @dataclass(frozen=True)
@@ -92,15 +89,15 @@ class Settings:
 
         Each secret may instead sit in a file named by NAME_FILE (Docker and systemd secrets).
         """
-        bot_token = _secret(environ, "SLACK_BOT_TOKEN")
+        bot_token = read_secret(environ, "SLACK_BOT_TOKEN")
         if not bot_token:
             raise SettingsError("SLACK_BOT_TOKEN is not set: give it the app's Bot User OAuth Token (xoxb-...)")
         if not re.fullmatch(r"xoxb-[\w-]+", bot_token):
             raise SettingsError("SLACK_BOT_TOKEN is malformed: a bot token starts with xoxb- and has no spaces")
-        app_token = _secret(environ, "SLACK_APP_TOKEN")
+        app_token = read_secret(environ, "SLACK_APP_TOKEN")
         if app_token and not re.fullmatch(r"xapp-[\w-]+", app_token):
             raise SettingsError("SLACK_APP_TOKEN is malformed: an app-level token starts with xapp- and has no spaces")
-        secret = _secret(environ, "SLACK_SIGNING_SECRET")
+        secret = read_secret(environ, "SLACK_SIGNING_SECRET")
         if not app_token and not secret:
             raise SettingsError("SLACK_SIGNING_SECRET is not set: HTTP mode (no SLACK_APP_TOKEN) needs the app's "
                                 "Signing Secret to verify requests")
@@ -117,45 +114,6 @@ class Settings:
             raise SettingsError("TRENDBOT_SLACK_MANAGERS is malformed: a comma-separated list of Slack user ids (U...)")
         return cls(bot_token=bot_token, signing_secret=secret, app_token=app_token,
                    api_url=api_url.rstrip("/") + "/", host=host, port=port, managers=managers)
-
-
-def _secret(environ: Mapping[str, str], name: str) -> str:
-    value = environ.get(name, "")
-    path = environ.get(f"{name}_FILE", "")
-    if not value and path:
-        try:
-            with open(path, encoding="utf-8") as f:
-                value = f.read()
-        except OSError as exc:
-            raise SettingsError(f"{name}_FILE names a file that cannot be read ({exc.strerror})") from None
-    return value.strip()
-
-
-class SecretFilter(logging.Filter):
-    """Replaces the given secrets in log records (message and traceback) with [redacted].
-
-    slack_sdk already redacts the Authorization header in its debug logs; this is the second
-    line, for anything else that might echo a token (an exception text, a library's debug dump).
-    """
-
-    def __init__(self, secrets: Iterable[str]):
-        super().__init__()
-        self.secrets = tuple(s for s in secrets if s)
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if any(s in message for s in self.secrets):
-            record.msg, record.args = self._redact(message), None
-        if record.exc_info and not record.exc_text:
-            record.exc_text = logging.Formatter().formatException(record.exc_info)
-        if record.exc_text and any(s in record.exc_text for s in self.secrets):
-            record.exc_text = self._redact(record.exc_text)
-        return True
-
-    def _redact(self, text: str) -> str:
-        for s in self.secrets:
-            text = text.replace(s, "[redacted]")
-        return text
 
 
 # -- payloads -> Incoming -------------------------------------------------------------------------

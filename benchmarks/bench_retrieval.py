@@ -160,7 +160,7 @@ def main() -> None:
         t0 = time.perf_counter()
         big, questions = generated(args.entries)
         print(f"(generated {args.entries:,} entries in {time.perf_counter() - t0:.1f} s)")
-        report(f"generated knowledge", big, questions, builds=3)
+        report("generated knowledge", big, questions, builds=3)
 
 
 if __name__ == "__main__":

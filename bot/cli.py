@@ -1,4 +1,4 @@
-"""The `trendbot` command line: ask, chat, topics, tip, check, eval, slack."""
+"""The `trendbot` command line: ask, chat, topics, tip, check, eval, slack, discord."""
 from __future__ import annotations
 
 import argparse
@@ -36,7 +36,18 @@ def _parser() -> argparse.ArgumentParser:
                                     "or SLACK_SIGNING_SECRET (HTTP mode), SLACK_API_URL, TRENDBOT_DB.")
     sl.add_argument("--port", type=int, default=3000, help="HTTP mode: port for /slack/events (default 3000)")
     sl.add_argument("--host", default="0.0.0.0", help="HTTP mode: address to listen on (default 0.0.0.0)")
+    dc = sub.add_parser("discord", help="run in Discord (DISCORD_TOKEN)",
+                        description="The bot token comes from the environment: DISCORD_TOKEN (or DISCORD_TOKEN_FILE).")
+    dc.add_argument("--guild", type=_server_id, metavar="SERVER_ID",
+                    help="register the slash commands in this one server only: they show up at once (for development)")
     return p
+
+
+def _server_id(text: str) -> int:
+    if not text.isdigit() or int(text) <= 0:
+        raise argparse.ArgumentTypeError("must be a server id (digits): in Discord, enable Developer Mode, "
+                                         "right-click the server, Copy Server ID")
+    return int(text)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -86,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "slack":
         return _slack(bot, args)
+    if args.command == "discord":
+        return _discord(bot, args)
     return 2
 
 
@@ -120,6 +133,31 @@ def _slack(bot, args) -> int:
         pass
     finally:
         store.close()
+    return 0
+
+
+def _discord(bot, args) -> int:
+    """`trendbot discord`: a bad or rejected setting ends in one line saying what to fix, never a traceback or a token."""
+    try:  # imported here so that no other command loads discord.py
+        from adapters import discord_app
+    except ImportError as exc:
+        print(f"trendbot discord: missing dependency {exc.name!r}; reinstall trendbot", file=sys.stderr)
+        return 1
+    try:
+        settings = discord_app.Settings.from_env(os.environ, guild_id=args.guild)
+    except discord_app.SettingsError as exc:
+        print(f"trendbot discord: {exc}", file=sys.stderr)
+        return 2
+    redact = discord_app.SecretFilter(settings.secrets)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(redact)
+    try:
+        discord_app.run(bot, settings, lambda what: print(f"trendbot: {what}", file=sys.stderr, flush=True))
+    except discord_app.SettingsError as exc:
+        print(f"trendbot discord: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        pass
     return 0
 
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import datetime as dt
 
-import pytest
 
 from bot.schedule import (UTC, Subscription, choose_tip, due, next_post, parse_time, parse_zone,
                           scheduled_at)

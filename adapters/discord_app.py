@@ -1,0 +1,418 @@
+"""Discord: interactions and messages to Incoming, and a thin discord.py client wiring them to the core.
+
+The pure part (`to_incoming`, `wants_reply`, `Settings.from_env` here, `render` and `choices`
+in adapters/discord_embeds.py) holds what is worth testing; `DiscordClient` only connects it to
+discord.py: `/trend`, `/ask` and `/tip`, mentions, DMs and suggestion buttons. Only this module
+imports discord, and the CLI imports it lazily, so the console path never loads it.
+
+No privileged intent is needed: Discord gives an app without Message Content the content of
+the messages that mention it and of DMs to it, which are the only messages trendbot answers.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import signal
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import aiohttp
+import discord
+from discord import app_commands
+
+from adapters.discord_embeds import BUTTON_PREFIX, Message, choices, render
+from adapters.secrets import SecretFilter, SettingsError, read_secret
+from bot.core import Incoming
+from bot.replies import Reply
+
+log = logging.getLogger(__name__)
+
+PORTAL = "https://discord.com/developers/applications"
+SCOPES = ("bot", "applications.commands")
+# What the bot needs in a channel to answer mentions there (slash commands need no permission):
+# Read Message History because an answer is a reply referencing the question.
+PERMISSIONS = discord.Permissions(view_channel=True, send_messages=True, send_messages_in_threads=True,
+                                  embed_links=True, read_message_history=True)
+NO_MENTIONS = discord.AllowedMentions.none()  # no reply pings anyone, the asker included
+# Discord drops an interaction not answered within 3 s; an answer not ready after this long is
+# deferred ("trendbot is thinking…"), leaving time for the defer call itself to arrive.
+DEFER_AFTER = 1.5
+
+__all__ = ["DiscordClient", "NO_MENTIONS", "PERMISSIONS", "SecretFilter", "Settings", "SettingsError",
+           "SuggestionButton", "invite_url", "plain_text", "run", "to_incoming", "wants_reply"]
+
+
+class Answerer(Protocol):
+    """What the adapter needs from the core: `TrendBot.handle`, and for autocomplete its topics."""
+
+    kb: Any
+
+    def handle(self, incoming: Incoming) -> Reply: ...
+
+    def find_topic(self, name: str) -> Any: ...
+
+
+# -- settings -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The Discord settings, read once at start. The token stays out of repr() and so out of tracebacks."""
+
+    token: str = field(repr=False)
+    guild_id: int | None = None  # sync the commands to this server only (development)
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """The values that must never reach a log."""
+        return (self.token,) if self.token else ()
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ, *, guild_id: int | None = None) -> Settings:
+        """Read and check DISCORD_TOKEN (or the file DISCORD_TOKEN_FILE names)."""
+        token = read_secret(environ, "DISCORD_TOKEN")
+        if not token:
+            raise SettingsError(f"DISCORD_TOKEN is not set: give it the bot's token ({PORTAL} → your application "
+                                "→ Bot → Reset Token)")
+        if token.lower().startswith("bot "):
+            raise SettingsError("DISCORD_TOKEN is malformed: set the token alone, without the 'Bot ' prefix")
+        if not re.fullmatch(r"[\w-]+\.[\w-]+\.[\w-]+", token):
+            raise SettingsError("DISCORD_TOKEN is malformed: a bot token has three parts separated by dots; copy it "
+                                f"from {PORTAL} → your application → Bot → Reset Token (not the Client Secret or "
+                                "the Public Key)")
+        if guild_id is not None and guild_id <= 0:
+            raise SettingsError("--guild must be a server id (enable Developer Mode, right-click the server, Copy Server ID)")
+        return cls(token=token, guild_id=guild_id)
+
+
+def invite_url(application_id: int | str) -> str:
+    """The link that adds the bot to a server, with the scopes and permissions it needs."""
+    return discord.utils.oauth_url(application_id, permissions=PERMISSIONS, scopes=SCOPES)
+
+
+# -- events -> Incoming ---------------------------------------------------------------------------
+
+_TOKEN = re.compile(r"<(@[!&]?|#)(\d+)>|<a?:(\w+):\d+>")
+
+
+def to_incoming(source: Any, *, bot_id: int | None = None) -> Incoming:
+    """A slash command or button press (an Interaction) or a mention or DM (a Message) as an Incoming.
+
+    `/trend topic` and a suggestion button ask the core's /trend command; `/ask question` asks
+    a free question, exactly as the console does; `/tip` asks for a tip. Raises ValueError for
+    an interaction trendbot does not handle.
+    """
+    if hasattr(source, "author"):  # a Message
+        is_dm = source.guild is None
+        channel, thread = _place(source.channel, source.channel.id)
+        return Incoming(plain_text(source, bot_id), platform="discord", channel_id=channel,
+                        user_id=str(source.author.id), thread_id=thread, is_mention=not is_dm, is_dm=is_dm)
+    data = source.data or {}
+    channel, thread = _place(source.channel, source.channel_id)
+    where = dict(platform="discord", channel_id=channel, user_id=str(source.user.id), thread_id=thread,
+                 is_dm=source.guild_id is None)
+    if "custom_id" in data:
+        custom_id = data["custom_id"]
+        if not custom_id.startswith(BUTTON_PREFIX):
+            raise ValueError(f"not a trendbot button: {custom_id[:40]!r}")
+        return Incoming(custom_id[len(BUTTON_PREFIX):], is_command=True, **where)
+    options = {o.get("name"): o.get("value") for o in data.get("options") or ()}
+    name = data.get("name")
+    if name == "trend":
+        # As in Slack, a bare /trend shows usage (the core's "" is the topic list).
+        return Incoming(str(options.get("topic") or "").strip() or "help", is_command=True, **where)
+    if name == "ask":
+        return Incoming(str(options.get("question") or ""), **where)
+    if name == "tip":
+        return Incoming("tip", is_command=True, **where)
+    raise ValueError(f"not a command trendbot answers: {name!r}")
+
+
+def _place(channel: Any, channel_id: Any) -> tuple[str, str | None]:
+    """(channel id, thread id): a thread's messages belong to its parent channel, as Slack's do."""
+    parent = getattr(channel, "parent_id", None)
+    if parent is not None and channel is not None:
+        return str(parent), str(channel.id)
+    return str(channel_id or ""), None
+
+
+def wants_reply(message: Any, bot_id: int) -> bool:
+    """Whether a message is a person's new DM to the bot or a mention of it.
+
+    Never a bot's message (trendbot's own included), a webhook's, or a system message (joins,
+    pins, thread starts).
+    """
+    if message.author.bot or message.author.id == bot_id or message.webhook_id is not None:
+        return False
+    if message.type not in (discord.MessageType.default, discord.MessageType.reply):
+        return False
+    return message.guild is None or any(u.id == bot_id for u in message.mentions)
+
+
+def plain_text(message: Any, bot_id: int | None = None) -> str:
+    """A message's content as the core reads it: the bot's mention dropped, others as @name, #channel, :emoji:."""
+    users = {u.id: getattr(u, "display_name", None) or u.name for u in message.mentions}
+    roles = {r.id: r.name for r in getattr(message, "role_mentions", ())}
+    channels = {c.id: c.name for c in getattr(message, "channel_mentions", ())}
+
+    def token(m: re.Match) -> str:
+        kind, ident = m.group(1), m.group(2)
+        if kind is None:
+            return f":{m.group(3)}:"
+        ident = int(ident)
+        if kind in ("@", "@!"):
+            return " " if ident == bot_id else "@" + users.get(ident, "user")
+        if kind == "@&":
+            return "@" + roles.get(ident, "role")
+        return "#" + channels.get(ident, "channel")
+
+    return " ".join(_TOKEN.sub(token, message.content or "").split())
+
+
+# -- the discord.py client ----------------------------------------------------------------------
+
+
+class SuggestionButton(discord.ui.DynamicItem[discord.ui.Button], template=re.escape(BUTTON_PREFIX) + r"(?P<query>.+)"):
+    """A suggestion button; its custom_id carries the query, so it works after a restart too."""
+
+    def __init__(self, label: str, custom_id: str):
+        super().__init__(discord.ui.Button(label=label, custom_id=custom_id, style=discord.ButtonStyle.secondary))
+
+    @classmethod
+    async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Button,
+                             match: re.Match[str], /) -> SuggestionButton:
+        """Rebuild the button from a press (discord.py's dynamic items)."""
+        return cls(item.label or match["query"], item.custom_id or "")
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        """A press asks the button's topic."""
+        client = interaction.client
+        if isinstance(client, DiscordClient):
+            await client.answer_interaction(interaction)
+
+
+def view_of(message: Message) -> discord.ui.View | None:
+    """The suggestion buttons of a rendered message as a discord.py View (None without buttons)."""
+    if not message.buttons:
+        return None
+    view = discord.ui.View(timeout=None)
+    for b in message.buttons:
+        view.add_item(SuggestionButton(b.label, b.custom_id))
+    return view
+
+
+def send_args(message: Message) -> dict[str, Any]:
+    """A rendered message as keyword arguments for any discord.py send or edit; mentions always off."""
+    args: dict[str, Any] = {"allowed_mentions": NO_MENTIONS}
+    if message.content:
+        args["content"] = message.content
+    if message.embeds:
+        args["embeds"] = [discord.Embed.from_dict(e) for e in message.embeds]
+    view = view_of(message)
+    if view is not None:
+        args["view"] = view
+    return args
+
+
+class DiscordClient(discord.Client):
+    """discord.py's Client wired to the core: the thin part of this adapter.
+
+    Slash commands are registered once per start, in setup_hook (discord.py calls it once, at
+    login), never in on_ready, which fires again after every full reconnect.
+    """
+
+    def __init__(self, core: Answerer, settings: Settings, *, announce: Callable[[str], None] = lambda _: None,
+                 defer_after: float = DEFER_AFTER):
+        # trendbot never joins voice: without this, discord.py warns on every start that voice
+        # libraries are missing.
+        discord.VoiceClient.warn_nacl = False
+        if hasattr(discord.VoiceClient, "warn_dave"):
+            discord.VoiceClient.warn_dave = False
+        intents = discord.Intents.none()
+        intents.guilds = True  # channels and permissions, to know whether we may embed
+        intents.guild_messages = True  # mentions (their content arrives without Message Content)
+        intents.dm_messages = True
+        super().__init__(intents=intents, allowed_mentions=NO_MENTIONS)
+        self.core = core
+        self.settings = settings
+        self.announce = announce
+        self.defer_after = defer_after
+        self.tree = app_commands.CommandTree(self)
+        for command in _commands(self):
+            self.tree.add_command(command)
+        self.synced = 0  # times the commands were synced (once per start)
+        self.readies = 0
+
+    # -- start-up ------------------------------------------------------------------------------
+
+    async def setup_hook(self) -> None:
+        """Once, after login: make old suggestion buttons work, check the application, sync commands."""
+        self.add_dynamic_items(SuggestionButton)
+        app = self.application
+        if app is not None and app.interactions_endpoint_url:
+            raise SettingsError(f"the application has an Interactions Endpoint URL, so Discord sends slash commands "
+                                f"there instead of to trendbot: clear it in {PORTAL} → your application → General "
+                                "Information → Interactions Endpoint URL")
+        await self.sync_commands()
+
+    async def sync_commands(self) -> None:
+        """Register /trend, /ask and /tip with Discord, once: globally, or in --guild only."""
+        if self.synced:
+            return
+        self.synced += 1
+        guild = discord.Object(id=self.settings.guild_id) if self.settings.guild_id else None
+        if guild is not None:
+            self.tree.copy_global_to(guild=guild)
+        try:
+            commands = await self.tree.sync(guild=guild)
+        except discord.Forbidden:
+            if guild is not None:
+                raise SettingsError(f"cannot register the commands in server {guild.id} (--guild): trendbot is not "
+                                    "in that server, or was invited without the applications.commands scope; invite "
+                                    "it with the link in the README") from None
+            raise SettingsError("Discord refused to register the slash commands: re-invite trendbot with the "
+                                "applications.commands scope (see the README)") from None
+        except discord.HTTPException as exc:
+            raise SettingsError(f"could not register the slash commands with Discord ({exc.status}: {exc.text})") from None
+        log.info("synced %d slash commands %s", len(commands), f"to server {guild.id}" if guild else "globally")
+
+    async def on_ready(self) -> None:
+        """Announce the first connection; later ones are reconnects and change nothing."""
+        self.readies += 1
+        if self.readies > 1:
+            log.info("reconnected to Discord (ready #%d); commands were synced at start", self.readies)
+            return
+        user = self.user
+        servers = len(self.guilds)
+        self.announce(f"connected to Discord as {user} ({user.id if user else '?'}) in {servers} "
+                      f"server{'' if servers == 1 else 's'}")
+        if self.application_id:
+            self.announce(f"invite it to a server: {invite_url(self.application_id)}")
+
+    async def serve(self) -> None:
+        """Log in, sync commands, connect and run until closed or SIGTERM; bad settings raise SettingsError."""
+        try:
+            async with self:
+                try:  # stop cleanly on SIGTERM (docker stop, systemd); only possible in the main thread
+                    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, lambda: asyncio.ensure_future(self.close()))
+                except (NotImplementedError, RuntimeError, ValueError):
+                    pass
+                await self.start(self.settings.token)
+        except discord.LoginFailure:
+            raise SettingsError(f"DISCORD_TOKEN was rejected by Discord: reset the token in {PORTAL} → your "
+                                "application → Bot → Reset Token, and set DISCORD_TOKEN to the new one") from None
+        except discord.PrivilegedIntentsRequired:
+            raise SettingsError(f"Discord refused a privileged intent the application has not enabled: turn it on in "
+                                f"{PORTAL} → your application → Bot → Privileged Gateway Intents") from None
+        except discord.ConnectionClosed as exc:
+            if exc.code == 4004:
+                raise SettingsError(f"DISCORD_TOKEN was rejected by Discord's gateway: reset the token in {PORTAL} "
+                                    "→ your application → Bot → Reset Token") from None
+            raise SettingsError(f"Discord closed the connection (code {exc.code})") from None
+        except (aiohttp.ClientError, OSError, asyncio.TimeoutError, discord.GatewayNotFound) as exc:
+            raise SettingsError(f"cannot reach Discord: {type(exc).__name__}") from None
+
+    # -- answering -----------------------------------------------------------------------------
+
+    async def on_message(self, message: discord.Message) -> None:
+        """Answer a mention or a DM with a reply referencing the question."""
+        me = self.user
+        if me is None or not wants_reply(message, me.id):
+            return
+        incoming = to_incoming(message, bot_id=me.id)
+        reply = await asyncio.to_thread(self.core.handle, incoming)
+        reference = message.to_reference(fail_if_not_exists=False)
+        for part in render(reply, embeds=_may_embed(message)):
+            try:
+                await message.channel.send(reference=reference, **send_args(part))
+            except discord.Forbidden:
+                log.warning("no permission to answer in channel %s: give trendbot View Channel, Send Messages "
+                            "and Read Message History there", incoming.channel_id)
+                return
+            except discord.HTTPException as exc:
+                log.warning("could not answer in channel %s: %s %s", incoming.channel_id, exc.status, exc.text)
+                return
+
+    async def answer_interaction(self, interaction: discord.Interaction) -> None:
+        """Answer a slash command or a suggestion button, deferring when the answer is slow."""
+        try:
+            incoming = to_incoming(interaction)
+        except ValueError as exc:
+            log.warning("ignored an interaction: %s", exc)
+            return
+        work = asyncio.ensure_future(asyncio.to_thread(self.core.handle, incoming))
+        done, _ = await asyncio.wait({work}, timeout=self.defer_after)
+        deferred = False
+        if not done:
+            try:
+                await interaction.response.defer(thinking=True)
+                deferred = True
+            except discord.HTTPException as exc:
+                log.warning("could not defer a slow answer: %s %s", exc.status, exc.text)
+        reply = await work
+        try:
+            await self._respond(interaction, reply, deferred)
+        except discord.HTTPException as exc:  # e.g. 10062 Unknown interaction: answered too late
+            log.warning("could not answer an interaction in %s: %s %s", incoming.channel_id, exc.status, exc.text)
+
+    async def topic_choices(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+        """The /trend topic autocomplete: topics matching what was typed so far (fuzzy)."""
+        return [app_commands.Choice(name=name, value=value) for name, value in choices(self.core, current)]
+
+    async def _respond(self, interaction: discord.Interaction, reply: Reply, deferred: bool) -> None:
+        parts = render(reply)
+        private = reply.private  # help, errors, declines: only the asker sees them
+        first = send_args(parts[0])
+        if not deferred:
+            await interaction.response.send_message(ephemeral=private, **first)
+        elif not private:
+            await interaction.edit_original_response(**first)
+        else:
+            # The deferred "thinking…" message is public and cannot become ephemeral, and the first
+            # follow-up after a defer only edits it; so resolve it, answer privately, then delete it.
+            # https://github.com/discord/discord-api-docs/pull/3466
+            await interaction.edit_original_response(content="…", allowed_mentions=NO_MENTIONS)
+            await interaction.followup.send(ephemeral=True, **first)
+            await interaction.delete_original_response()
+        for part in parts[1:]:
+            await interaction.followup.send(ephemeral=private, **send_args(part))
+
+
+def _may_embed(message: Any) -> bool:
+    """Whether the bot may post embeds where the message was written (always in DMs)."""
+    guild = message.guild
+    if guild is None or guild.me is None:
+        return True
+    return bool(message.channel.permissions_for(guild.me).embed_links)
+
+
+def _commands(client: DiscordClient) -> list[app_commands.Command]:
+    """/trend, /ask and /tip, answered by `client`."""
+
+    @app_commands.command(name="trend", description="A backend trend's topic card (or: help, topics, tip, sources)")
+    @app_commands.describe(topic="Start typing to pick a topic")
+    async def trend(interaction: discord.Interaction, topic: str | None = None) -> None:
+        await client.answer_interaction(interaction)
+
+    @trend.autocomplete("topic")
+    async def topic_choices(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+        return await client.topic_choices(interaction, current)
+
+    @app_commands.command(name="ask", description="Ask a question about backend-development trends")
+    @app_commands.describe(question="For example: is serverless cheaper?")
+    async def ask(interaction: discord.Interaction, question: str) -> None:
+        await client.answer_interaction(interaction)
+
+    @app_commands.command(name="tip", description="A random backend-development tip")
+    async def tip(interaction: discord.Interaction) -> None:
+        await client.answer_interaction(interaction)
+
+    return [trend, ask, tip]
+
+
+def run(core: Answerer, settings: Settings, announce: Callable[[str], None]) -> None:
+    """Run the Discord bot until interrupted (the CLI's `trendbot discord`)."""
+    asyncio.run(DiscordClient(core, settings, announce=announce).serve())

@@ -1,0 +1,49 @@
+"""Settings errors, secrets read from the environment (or a file it names), and log redaction."""
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+
+
+class SettingsError(ValueError):
+    """A setting is missing, malformed or rejected; the message names what to fix, never the value."""
+
+
+def read_secret(environ: Mapping[str, str], name: str) -> str:
+    """$NAME, or the contents of the file $NAME_FILE names (Docker and systemd secrets); '' if neither."""
+    value = environ.get(name, "")
+    path = environ.get(f"{name}_FILE", "")
+    if not value and path:
+        try:
+            with open(path, encoding="utf-8") as f:
+                value = f.read()
+        except OSError as exc:
+            raise SettingsError(f"{name}_FILE names a file that cannot be read ({exc.strerror})") from None
+    return value.strip()
+
+
+class SecretFilter(logging.Filter):
+    """Replaces the given secrets in log records (message and traceback) with [redacted].
+
+    The platform libraries do not log tokens themselves; this is the second line, for anything
+    else that might echo one (an exception text, a library's debug dump).
+    """
+
+    def __init__(self, secrets: Iterable[str]):
+        super().__init__()
+        self.secrets = tuple(s for s in secrets if s)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if any(s in message for s in self.secrets):
+            record.msg, record.args = self._redact(message), None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text and any(s in record.exc_text for s in self.secrets):
+            record.exc_text = self._redact(record.exc_text)
+        return True
+
+    def _redact(self, text: str) -> str:
+        for s in self.secrets:
+            text = text.replace(s, "[redacted]")
+        return text

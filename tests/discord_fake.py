@@ -1,0 +1,229 @@
+"""A stand-in for Discord's REST API and gateway: aiohttp on 127.0.0.1, port 0, in its own thread.
+
+Enough of both for discord.py to log in, sync commands and connect: /users/@me and the
+application (checking the bot token), command sync, message posts, interaction callbacks and
+webhook follow-ups (all recorded), and a gateway WebSocket that says HELLO, checks IDENTIFY and
+then answers READY, or closes with 4014 (an intent the application lacks) or 4004 (bad token).
+A test pushes events (MESSAGE_CREATE, INTERACTION_CREATE) and can invalidate the session, which
+makes discord.py identify again and fire on_ready a second time.
+"""
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+
+from aiohttp import WSMsgType, web
+
+TOKEN = "MTAwMDAwMDAwMDAwMDAwMDAw.GfAkEd.fake-discord-token-LEAKME_0123456789"
+APP_ID = "4242"
+BOT = {"id": "1000", "username": "trendbot", "discriminator": "0", "global_name": None, "avatar": None, "bot": True}
+ALICE = {"id": "2000", "username": "alice", "discriminator": "0", "global_name": "Alice", "avatar": None}
+DM_CHANNEL = "600"
+TIMESTAMP = "2025-02-08T12:00:00.000000+00:00"
+
+
+@dataclass
+class Call:
+    """One REST request the fake received."""
+
+    method: str
+    path: str
+    data: object
+    headers: dict
+    at: float = field(default_factory=time.monotonic)
+
+
+class FakeDiscord:
+    """Discord on loopback. `api_url` is what discord.py's Route.BASE gets, `gateway_url` its gateway."""
+
+    def __init__(self, token: str = TOKEN, gateway: str = "ready"):
+        self.token = token
+        self.gateway = gateway  # ready | intent (close 4014) | auth (close 4004)
+        self.calls: list[Call] = []
+        self.identifies: list[dict] = []
+        self._ids = itertools.count(800000)
+        self._seq = itertools.count(1)
+        self._ws: web.WebSocketResponse | None = None
+        self._cond = threading.Condition()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="fake-discord", daemon=True)
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    # -- lifetime ---------------------------------------------------------------------------
+
+    def __enter__(self) -> FakeDiscord:
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        asyncio.run_coroutine_threadsafe(self._stop(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+        self._loop.close()
+
+    async def _start(self) -> None:
+        app = web.Application()
+        app.router.add_get("/gateway", self._gateway)
+        app.router.add_route("*", "/api/v10/{tail:.*}", self._rest)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+
+    async def _stop(self) -> None:
+        if self._ws is not None and not self._ws.closed:
+            await self._ws.close()
+        await self._runner.cleanup()
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api/v10"
+
+    @property
+    def gateway_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/gateway"
+
+    def launcher(self) -> str:
+        """Python code that points discord.py at this fake, then runs `trendbot` with sys.argv."""
+        return (
+            "import sys, yarl, discord, discord.http, discord.gateway\n"
+            f"discord.http.Route.BASE = {self.api_url!r}\n"
+            f"discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL({self.gateway_url!r})\n"
+            "_init = discord.Client.__init__\n"
+            "def _init_fast(self, *a, **kw):\n"
+            "    kw.setdefault('guild_ready_timeout', 0.05)  # READY lists no guilds: don't wait 2 s for them\n"
+            "    _init(self, *a, **kw)\n"
+            "discord.Client.__init__ = _init_fast\n"
+            "import bot.cli\n"
+            "sys.exit(bot.cli.main(sys.argv[1:]))\n"
+        )
+
+    # -- what a test does ---------------------------------------------------------------------
+
+    def send(self, event: str, data: dict) -> None:
+        """Dispatch a gateway event to the connected client."""
+        payload = {"op": 0, "t": event, "s": next(self._seq), "d": data}
+        asyncio.run_coroutine_threadsafe(self._ws.send_str(json.dumps(payload)), self._loop).result(5)
+
+    def invalidate(self) -> None:
+        """Invalidate the session (op 9): discord.py identifies again and gets a new READY."""
+        asyncio.run_coroutine_threadsafe(self._ws.send_str(json.dumps({"op": 9, "d": False})), self._loop).result(5)
+
+    def wait_for(self, predicate, timeout: float = 10.0):
+        """Block until predicate(self) is truthy; returns its value."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while not (value := predicate(self)):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"timed out; calls: {[(c.method, c.path) for c in self.calls]}")
+                self._cond.wait(left)
+            return value
+
+    def requests(self, method: str, path_part: str) -> list[Call]:
+        return [c for c in self.calls if c.method == method and path_part in c.path]
+
+    # -- REST -----------------------------------------------------------------------------------
+
+    async def _rest(self, request: web.Request) -> web.Response:
+        path = "/" + request.match_info["tail"]
+        body = await request.read()
+        data = json.loads(body) if body and request.content_type == "application/json" else None
+        call = Call(request.method, path, data, dict(request.headers))
+        response = self._answer(call)
+        with self._cond:
+            self.calls.append(call)
+            self._cond.notify_all()
+        return response
+
+    def _answer(self, call: Call) -> web.Response:
+        method, path, data = call.method, call.path, call.data
+        if path.startswith("/interactions/"):  # authorised by the interaction token in the path
+            flags = (data.get("data") or {}).get("flags", 0) or 0
+            return _json({
+                "interaction": {"id": path.split("/")[2], "type": 2, "response_message_id": str(next(self._ids)),
+                                "response_message_loading": data.get("type") == 5,
+                                "response_message_ephemeral": bool(flags & 64)},
+                "resource": {"type": data.get("type")},
+            })
+        if path.startswith("/webhooks/"):
+            if method == "DELETE":
+                return web.Response(status=204)
+            return _json(self._message(data or {}, path.split("/")[3]))
+        if call.headers.get("Authorization") != f"Bot {self.token}":
+            return _json({"message": "401: Unauthorized", "code": 0}, status=401)
+        if method == "GET" and path == "/users/@me":
+            return _json(BOT)
+        if method == "GET" and path == "/oauth2/applications/@me":
+            return _json({"id": APP_ID, "name": "trendbot", "description": "", "icon": None,
+                                      "bot_public": True, "bot_require_code_grant": False, "verify_key": "0" * 64,
+                                      "owner": ALICE, "flags": 0})
+        if method == "PUT" and path.endswith("/commands"):
+            return _json([{**c, "id": str(next(self._ids)), "application_id": APP_ID, "version": "1"}
+                                      for c in data])
+        if method == "POST" and path.startswith("/channels/") and path.endswith("/messages"):
+            return _json(self._message(data, path.split("/")[2]))
+        return _json({"message": "404: Not Found", "code": 0}, status=404)
+
+    def _message(self, data: dict, channel_id: str) -> dict:
+        return {"id": str(next(self._ids)), "channel_id": channel_id, "author": BOT, "content": data.get("content") or "",
+                "timestamp": TIMESTAMP, "edited_timestamp": None, "tts": False, "mention_everyone": False,
+                "mentions": [], "mention_roles": [], "attachments": [], "embeds": data.get("embeds") or [],
+                "components": data.get("components") or [], "pinned": False, "type": 0, "flags": 0}
+
+    # -- gateway ----------------------------------------------------------------------------------
+
+    async def _gateway(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        self._ws = ws
+        await ws.send_str(json.dumps({"op": 10, "d": {"heartbeat_interval": 45000}}))
+        async for msg in ws:
+            if msg.type != WSMsgType.TEXT:
+                break
+            payload = json.loads(msg.data)
+            if payload.get("op") == 1:
+                await ws.send_str(json.dumps({"op": 11}))
+            elif payload.get("op") == 2:
+                with self._cond:
+                    self.identifies.append(payload["d"])
+                    self._cond.notify_all()
+                if payload["d"].get("token") != self.token or self.gateway == "auth":
+                    await ws.close(code=4004, message=b"Authentication failed.")
+                elif self.gateway == "intent":
+                    await ws.close(code=4014, message=b"Disallowed intent(s).")
+                else:
+                    await ws.send_str(json.dumps({"op": 0, "t": "READY", "s": next(self._seq), "d": {
+                        "v": 10, "user": BOT, "guilds": [], "session_id": f"session-{len(self.identifies)}",
+                        "resume_gateway_url": self.gateway_url, "application": {"id": APP_ID, "flags": 0}}}))
+        return ws
+
+
+def dm_message(content: str, *, author: dict = ALICE, message_id: str = "5001") -> dict:
+    """A MESSAGE_CREATE payload for a DM to the bot."""
+    return {"id": message_id, "channel_id": DM_CHANNEL, "author": author, "content": content, "timestamp": TIMESTAMP,
+            "edited_timestamp": None, "tts": False, "mention_everyone": False, "mentions": [], "mention_roles": [],
+            "attachments": [], "embeds": [], "pinned": False, "type": 0, "flags": 0}
+
+
+def interaction(kind: int, data: dict, *, interaction_id: str = "7001", message: dict | None = None) -> dict:
+    """An INTERACTION_CREATE payload in the bot's DM: 2 a command, 3 a button, 4 autocomplete."""
+    payload = {"id": interaction_id, "application_id": APP_ID, "type": kind, "token": f"itoken-{interaction_id}",
+               "version": 1, "data": data, "channel_id": DM_CHANNEL, "channel": {"id": DM_CHANNEL, "type": 1},
+               "user": ALICE, "locale": "en-US", "app_permissions": "0", "entitlements": [],
+               "attachment_size_limit": 8388608, "authorizing_integration_owners": {"0": "1"}, "context": 1}
+    if message is not None:
+        payload["message"] = message
+    return payload
+
+
+def _json(data: object, status: int = 200) -> web.Response:
+    # Exactly "application/json": discord.py parses a body only when the header says just that.
+    return web.Response(body=json.dumps(data).encode(), status=status, headers={"Content-Type": "application/json"})
