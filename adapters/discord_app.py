@@ -26,6 +26,7 @@ from discord import app_commands
 from adapters.discord_embeds import BUTTON_PREFIX, Message, choices, render
 from adapters.secrets import SecretFilter, SettingsError, read_secret
 from bot.core import Incoming
+from bot.tips import PostError
 from bot.replies import Reply
 
 log = logging.getLogger(__name__)
@@ -112,8 +113,12 @@ def to_incoming(source: Any, *, bot_id: int | None = None) -> Incoming:
                         user_id=str(source.author.id), thread_id=thread, is_mention=not is_dm, is_dm=is_dm)
     data = source.data or {}
     channel, thread = _place(source.channel, source.channel_id)
+    # Daily-tip subscriptions need Manage Channels in this channel (Discord resolves the member's
+    # permissions into the interaction; in a DM there is no channel to manage but the DM itself).
+    permissions = getattr(source, "permissions", None)
+    can_manage = source.guild_id is None or bool(getattr(permissions, "manage_channels", False))
     where = dict(platform="discord", channel_id=channel, user_id=str(source.user.id), thread_id=thread,
-                 is_dm=source.guild_id is None)
+                 is_dm=source.guild_id is None, can_manage=can_manage)
     if "custom_id" in data:
         custom_id = data["custom_id"]
         if not custom_id.startswith(BUTTON_PREFIX):
@@ -413,6 +418,53 @@ def _commands(client: DiscordClient) -> list[app_commands.Command]:
     return [trend, ask, tip]
 
 
+class DiscordPoster:
+    """Posts daily tips to Discord channels (the scheduler's Poster)."""
+
+    def __init__(self, client: discord.Client):
+        self.client = client
+
+    async def post(self, channel_id: str, reply: Reply) -> None:
+        """Send the tip; a channel that is gone or closed to the bot is a permanent PostError."""
+        try:
+            channel = self.client.get_channel(int(channel_id)) or await self.client.fetch_channel(int(channel_id))
+            for part in render(reply, embeds=_may_embed_in(channel, self.client)):
+                await channel.send(**send_args(part))
+        except (discord.NotFound, discord.Forbidden) as exc:
+            raise PostError(f"Discord said {exc.status} {exc.text or type(exc).__name__}", permanent=True) from None
+        except (discord.HTTPException, aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            raise PostError(f"cannot post to Discord: {type(exc).__name__}", permanent=False) from None
+
+
+def _may_embed_in(channel: Any, client: discord.Client) -> bool:
+    """Whether the bot may send embeds in a channel (DMs: always)."""
+    guild = getattr(channel, "guild", None)
+    if guild is None or guild.me is None:
+        return True
+    return channel.permissions_for(guild.me).embed_links
+
+
 def run(core: Answerer, settings: Settings, announce: Callable[[str], None]) -> None:
-    """Run the Discord bot until interrupted (the CLI's `trendbot discord`)."""
-    asyncio.run(DiscordClient(core, settings, announce=announce).serve())
+    """Run the Discord bot, and the daily-tip scheduler if the core has one, until interrupted."""
+
+    async def main() -> None:
+        client = DiscordClient(core, settings, announce=announce)
+        tips = getattr(core, "tips", None)
+        if tips is None:
+            await client.serve()
+            return
+        stop = asyncio.Event()
+
+        async def scheduler() -> None:
+            await client.wait_until_ready()
+            await tips.run({"discord": DiscordPoster(client)}, stop)
+
+        task = asyncio.create_task(scheduler())
+        try:
+            await client.serve()
+        finally:
+            stop.set()
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    asyncio.run(main())

@@ -1,4 +1,4 @@
-"""The `trendbot` command line: ask, chat, topics, tip, check, eval, slack, discord."""
+"""The `trendbot` command line: ask, chat, topics, tip, check, eval, tips, slack, discord."""
 from __future__ import annotations
 
 import argparse
@@ -36,6 +36,14 @@ def _parser() -> argparse.ArgumentParser:
                                     "or SLACK_SIGNING_SECRET (HTTP mode), SLACK_API_URL, TRENDBOT_DB.")
     sl.add_argument("--port", type=int, default=3000, help="HTTP mode: port for /slack/events (default 3000)")
     sl.add_argument("--host", default="0.0.0.0", help="HTTP mode: address to listen on (default 0.0.0.0)")
+    tips = sub.add_parser("tips", help="daily tips: list subscriptions, preview the next tip, post what is due")
+    tips_sub = tips.add_subparsers(dest="action", metavar="ACTION", required=True)
+    tips_sub.add_parser("list", help="subscriptions, their next post times and last posts")
+    preview = tips_sub.add_parser("preview", help="the tip a channel gets next")
+    preview.add_argument("--channel", required=True, help="channel id (`console` for the console)")
+    preview.add_argument("--platform", default="console", choices=("console", "slack", "discord"))
+    once = tips_sub.add_parser("run-once", help="post what is due now (or at --now), then exit")
+    once.add_argument("--now", metavar="ISO-8601", help="pretend it is this instant, e.g. 2026-05-04T09:00:00+02:00")
     dc = sub.add_parser("discord", help="run in Discord (DISCORD_TOKEN)",
                         description="The bot token comes from the environment: DISCORD_TOKEN (or DISCORD_TOKEN_FILE).")
     dc.add_argument("--guild", type=_server_id, metavar="SERVER_ID",
@@ -72,7 +80,10 @@ def main(argv: list[str] | None = None) -> int:
     from adapters import console
     from bot.core import Incoming, TrendBot
 
+    from bot.store import Store, StoreError
+
     bot = TrendBot(kb)
+    bot.enable_tips(Store)  # the store (TRENDBOT_DB) opens only when a tip command needs it
     color = sys.stdout.isatty()
     if args.command == "ask":
         if args.question == ["-"]:
@@ -99,7 +110,69 @@ def main(argv: list[str] | None = None) -> int:
         return _slack(bot, args)
     if args.command == "discord":
         return _discord(bot, args)
+    if args.command == "tips":
+        try:
+            return _tips(bot, args)
+        except StoreError as exc:
+            print(f"trendbot tips: {exc}", file=sys.stderr)
+            return 2
     return 2
+
+
+def _tips(bot, args) -> int:
+    """`trendbot tips list|preview|run-once`: the daily-tip subscriptions from the command line."""
+    import asyncio
+    import datetime as dt
+
+    from adapters import console
+    from bot.schedule import UTC, local_date, next_post
+    from bot.tips import tip_post
+
+    tips = bot.tips
+    if args.action == "list":
+        subs = tips.store.subscriptions(active_only=False)
+        if not subs:
+            print("No channel is subscribed to daily tips.")
+        now = dt.datetime.now(UTC)
+        for sub in subs:
+            sent = tips.store.sent_tips(sub.platform, sub.channel_id)
+            posted = bool(sent) and sent[-1][0] == local_date(sub, now).isoformat()
+            when = next_post(sub, now, posted).astimezone(sub.tz).strftime("%Y-%m-%d %H:%M %Z")
+            last = f"{sent[-1][0]} {sent[-1][1]}" if sent else "never"
+            state = "" if sub.active else " (paused: posting kept failing)"
+            print(f"{sub.platform}:{sub.channel_id}  {sub.time:%H:%M} {sub.zone}  topics: {','.join(sub.topics) or 'all'}"
+                  f"  next: {when}  last: {last}{state}")
+        return 0
+    if args.action == "preview":
+        sub = tips.store.subscription(args.platform, args.channel)
+        if sub is None:
+            print(f"{args.platform}:{args.channel} is not subscribed to daily tips.", file=sys.stderr)
+            return 1
+        tip = tips.next_tip(sub)
+        if tip is None:
+            print("No tips match this channel's topics.", file=sys.stderr)
+            return 1
+        print(console.render(tip_post(bot.kb, tip), sys.stdout.isatty()))
+        return 0
+    now = dt.datetime.now(UTC)
+    if args.now:
+        try:
+            now = dt.datetime.fromisoformat(args.now)
+        except ValueError:
+            print("trendbot tips run-once: --now must be an ISO-8601 time, e.g. 2026-05-04T09:00:00+02:00",
+                  file=sys.stderr)
+            return 2
+        if now.tzinfo is None:
+            now = now.replace(tzinfo=UTC)
+    posters = {"console": console.ConsolePoster(sys.stdout, sys.stdout.isatty())}
+    results = asyncio.run(tips.run_once(posters, now.astimezone(UTC)))
+    for r in results:
+        print(f"{r.platform}:{r.channel_id} {r.local_date}: {r.outcome}" + (f" ({r.tip_id})" if r.tip_id else ""),
+              file=sys.stderr)
+    if any(r.outcome == "no-poster" for r in results):
+        print("Slack and Discord channels post from `trendbot slack` / `trendbot discord`, which run the scheduler.",
+              file=sys.stderr)
+    return 1 if any(r.outcome in ("failed", "deactivated") for r in results) else 0
 
 
 def _slack(bot, args) -> int:
@@ -124,6 +197,7 @@ def _slack(bot, args) -> int:
     except StoreError as exc:
         print(f"trendbot slack: {exc}", file=sys.stderr)
         return 2
+    bot.enable_tips(store)
     try:
         slack_app.run(bot, store, settings, lambda what: print(f"trendbot: {what}", file=sys.stderr, flush=True))
     except slack_app.SettingsError as exc:

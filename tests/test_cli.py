@@ -100,3 +100,29 @@ def test_console_path_imports_no_chat_platform():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60,
                          env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert "LOADED []" in out.stdout
+
+
+def test_console_daily_tips_from_the_command_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("TRENDBOT_DB", str(tmp_path / "tips.db"))
+    sub = run("ask", "/trend subscribe 09:00 Europe/Berlin")
+    assert sub.returncode == 0 and sub.stdout.startswith("Daily tips on") and "09:00 Europe/Berlin" in sub.stdout
+    listed = run("tips", "list")
+    assert "console:console  09:00 Europe/Berlin  topics: all  next: " in listed.stdout and "last: never" in listed.stdout
+    preview = run("tips", "preview", "--channel", "console")
+    assert preview.stdout.startswith("Daily backend tip")
+    first = run("tips", "run-once", "--now", "2026-05-04T09:00:00+02:00")
+    assert first.returncode == 0 and first.stdout.startswith("Daily backend tip")
+    assert "console:console 2026-05-04: sent" in first.stderr
+    again = run("tips", "run-once", "--now", "2026-05-04T10:00:00+02:00")
+    assert again.returncode == 0 and again.stdout == ""  # exactly once per local day
+    assert "last: 2026-05-04 tip-" in run("tips", "list").stdout
+    early = run("tips", "run-once", "--now", "2026-05-05T08:59:00+02:00")
+    assert early.stdout == ""
+    bad = run("tips", "run-once", "--now", "tomorrow-ish")
+    assert bad.returncode == 2 and "ISO-8601" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_ask_without_tip_commands_creates_no_store(tmp_path, monkeypatch):
+    monkeypatch.setenv("TRENDBOT_DB", str(tmp_path / "never.db"))
+    assert run("ask", "k8s").returncode == 0
+    assert not (tmp_path / "never.db").exists()
