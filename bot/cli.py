@@ -60,6 +60,17 @@ def _server_id(text: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `trendbot` console script."""
+    try:
+        return _main(argv)
+    except BrokenPipeError:
+        # The reader went away (`trendbot ask ... | head`): stop quietly, as Unix tools do.
+        # https://docs.python.org/3/library/signal.html#note-on-sigpipe
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+
+
+def _main(argv: list[str] | None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")

@@ -126,3 +126,12 @@ def test_ask_without_tip_commands_creates_no_store(tmp_path, monkeypatch):
     monkeypatch.setenv("TRENDBOT_DB", str(tmp_path / "never.db"))
     assert run("ask", "k8s").returncode == 0
     assert not (tmp_path / "never.db").exists()
+
+
+def test_a_closed_pipe_ends_quietly():
+    cmd = [sys.executable, "-m", "bot.cli", "--knowledge", str(MINI), "chat"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT, env=env)
+    proc.stdout.close()  # the reader is gone before the answer is written
+    _, err = proc.communicate(b"k8s\n" * 200, timeout=60)
+    assert proc.returncode == 0 and b"Traceback" not in err
