@@ -257,6 +257,15 @@ class SlackPoster:
             raise PostError(f"cannot reach Slack: {type(exc).__name__}", permanent=False) from None
 
 
+def poster_from_env(environ: Mapping[str, str] = os.environ) -> SlackPoster:
+    """A SlackPoster from SLACK_BOT_TOKEN and SLACK_API_URL alone (`trendbot tips run-once`)."""
+    token = read_secret(environ, "SLACK_BOT_TOKEN")
+    if not re.fullmatch(r"xoxb-[\w-]+", token):
+        raise SettingsError("SLACK_BOT_TOKEN is malformed: a bot token starts with xoxb- and has no spaces")
+    api_url = (environ.get("SLACK_API_URL", "").strip() or DEFAULT_API_URL).rstrip("/") + "/"
+    return SlackPoster(AsyncWebClient(token=token, base_url=api_url, retry_handlers=retry_handlers()))
+
+
 # -- the slack-bolt app -------------------------------------------------------------------------
 
 

@@ -176,13 +176,21 @@ def _tips(bot, args) -> int:
         if now.tzinfo is None:
             now = now.replace(tzinfo=UTC)
     posters = {"console": console.ConsolePoster(sys.stdout, sys.stdout.isatty())}
+    if os.environ.get("SLACK_BOT_TOKEN") or os.environ.get("SLACK_BOT_TOKEN_FILE"):
+        from adapters import slack_app  # only when Slack is configured
+
+        try:
+            posters["slack"] = slack_app.poster_from_env(os.environ)
+        except slack_app.SettingsError as exc:
+            print(f"trendbot tips: {exc}", file=sys.stderr)
+            return 2
     results = asyncio.run(tips.run_once(posters, now.astimezone(UTC)))
     for r in results:
         print(f"{r.platform}:{r.channel_id} {r.local_date}: {r.outcome}" + (f" ({r.tip_id})" if r.tip_id else ""),
               file=sys.stderr)
     if any(r.outcome == "no-poster" for r in results):
-        print("Slack and Discord channels post from `trendbot slack` / `trendbot discord`, which run the scheduler.",
-              file=sys.stderr)
+        print("Channels of a platform with no settings here were skipped: set SLACK_BOT_TOKEN to post to Slack; "
+              "Discord channels post from `trendbot discord`, which runs the scheduler.", file=sys.stderr)
     return 1 if any(r.outcome in ("failed", "deactivated") for r in results) else 0
 
 

@@ -122,3 +122,26 @@ def test_transient_error_keeps_the_channel(fake, tipbot):
     del fake.post_errors["CFLAKY"]
     results = asyncio.run(tipbot.tips.run_once({"slack": poster(fake)}, NINE_UTC + dt.timedelta(minutes=5)))
     assert [r.outcome for r in results] == ["sent"]
+
+
+def test_run_once_from_the_cli_posts_due_slack_tips(fake, tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tests.conftest import MINI
+
+    root = Path(__file__).resolve().parents[1]
+    db = tmp_path / "cron.db"
+    with Store(db) as st:
+        st.subscribe(Subscription("slack", "C0CRON", dt.time(9, 0), "UTC"))
+    env = {**os.environ, "PYTHONPATH": str(root), "TRENDBOT_DB": str(db), "SLACK_BOT_TOKEN": BOT_TOKEN,
+           "SLACK_API_URL": fake.api_url}
+    cmd = [sys.executable, "-m", "bot.cli", "--knowledge", str(MINI), "tips", "run-once", "--now", "2026-05-04T09:01:00Z"]
+    for _ in range(2):  # the second run finds today's tip already posted
+        out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=60)
+        assert out.returncode == 0, out.stderr
+        assert BOT_TOKEN not in out.stderr + out.stdout
+    (post,) = fake.replies("chat.postMessage")
+    assert post.data["channel"] == "C0CRON" and post.data["blocks"][0]["text"]["text"] == "Daily backend tip"
