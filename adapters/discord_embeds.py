@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 from rapidfuzz import fuzz, process
 from rapidfuzz.utils import default_process
 
-from adapters.slack_blocks import is_boundary  # pure (no Slack library): grapheme-safe cuts
+from adapters.textfit import Seg, fit, source_lines, span_seg
 from bot import markup
 from bot.replies import Reply
 
@@ -120,7 +120,7 @@ def clip(text: str, limit: int, render: Callable[[str], str] = lambda s: s) -> s
     """render(text) within `limit`, cut at a character boundary with an ellipsis when it is too long."""
     if discord_len(render(text)) <= limit:
         return render(text)
-    k = _fit(text, lambda s: discord_len(render(s)) + 1 <= limit)
+    k = fit(text, lambda s: discord_len(render(s)) + 1 <= limit)
     return render(text[:k].rstrip()) + ELLIPSIS
 
 
@@ -194,11 +194,11 @@ def _content_messages(reply: Reply) -> list[Message]:
     lines = _lines(markup.parse(reply.text))
     if reply.title.strip():
         # The title shares the first line, so a long first paragraph never leaves it alone in a message.
-        title = [_Seg(" ".join(reply.title.split()), "b"), _Seg("\n\n", "raw")]
+        title = [Seg(" ".join(reply.title.split()), "b"), Seg("\n\n", "raw")]
         lines = [("", title + lines[0][1]), *lines[1:]] if lines else [("", title[:1])]
-    for i, segs in enumerate(_footer_lines(reply)):
+    for i, segs in enumerate(source_lines(reply)):
         # "-# " is Discord's subtext: the small grey line under a message, like an embed footer.
-        lines.append(("\n\n" if i == 0 and lines else "\n" if lines else "", [_Seg("-# ", "raw"), *segs]))
+        lines.append(("\n\n" if i == 0 and lines else "\n" if lines else "", [Seg("-# ", "raw"), *segs]))
     return [Message(content=part) for part in _pack(lines, CONTENT_LIMIT, links="content")]
 
 
@@ -210,8 +210,8 @@ def _shortened(reply: Reply, embeds: bool) -> Message:
         if footer:
             embed["footer"] = {"text": footer}
         return Message(embeds=(embed,))
-    lines = [("", [_Seg(SHORTENED, "raw")])]
-    lines += [("\n\n" if i == 0 else "\n", [_Seg("-# ", "raw"), *segs]) for i, segs in enumerate(_footer_lines(reply))]
+    lines = [("", [Seg(SHORTENED, "raw")])]
+    lines += [("\n\n" if i == 0 else "\n", [Seg("-# ", "raw"), *segs]) for i, segs in enumerate(source_lines(reply))]
     return Message(content=_pack(lines, CONTENT_LIMIT, links="content")[0])
 
 
@@ -219,7 +219,7 @@ def _color(reply: Reply) -> int:
     return COLORS.get(reply.kind, COLOR)
 
 
-def _body(text: str, kind: str) -> tuple[list[tuple[str, list[_Seg]]], list[tuple[str, str]]]:
+def _body(text: str, kind: str) -> tuple[list[tuple[str, list[Seg]]], list[tuple[str, str]]]:
     """The description's lines, and the (name, value) fields: the key points and what follows them."""
     blocks = markup.parse(text)
     first_list = next((i for i, b in enumerate(blocks) if b.bullets), len(blocks))
@@ -238,39 +238,20 @@ def _body(text: str, kind: str) -> tuple[list[tuple[str, list[_Seg]]], list[tupl
     return _lines(blocks[:first_list]), fields
 
 
-def _label(block: markup.Block) -> tuple[str, list[tuple[str, list[_Seg]]]] | None:
+def _label(block: markup.Block) -> tuple[str, list[tuple[str, list[Seg]]]] | None:
     """'**Tools:** a, b' -> ("Tools", the rest as a line); None for any other block."""
     items = block.items[0]
     if block.bullets or len(items) < 2 or not items[0].bold or not items[0].text.rstrip().endswith(":"):
         return None
     name = clip(items[0].text.rstrip().rstrip(":").strip(), FIELD_NAME_LIMIT, escape)
-    rest = [_span_seg(s) for s in items[1:]]
+    rest = [span_seg(s) for s in items[1:]]
     rest[0] = replace(rest[0], text=rest[0].text.lstrip())
     return name, [("", rest)]
 
 
 def _footer(reply: Reply) -> str:
-    text = "\n".join("".join(s.text for s in segs) for segs in _footer_lines(reply))
+    text = "\n".join("".join(s.text for s in segs) for segs in source_lines(reply))
     return clip(plain(text), FOOTER_LIMIT) if text else ""
-
-
-def _footer_lines(reply: Reply) -> list[list[_Seg]]:
-    lines: list[list[_Seg]] = []
-    if reply.sources:
-        segs = [_Seg("Source: " if len(reply.sources) == 1 else "Sources: ")]
-        for i, s in enumerate(reply.sources):
-            if i:
-                segs.append(_Seg("; "))
-            name = s.name or s.title
-            segs.append(_Seg(name, "a", s.url) if s.url else _Seg(name))
-            if s.date:
-                segs.append(_Seg(f" ({s.date})"))
-        if reply.as_of:
-            segs.append(_Seg(f" · as of {reply.as_of}"))
-        lines.append(segs)
-    if reply.answered and reply.suggestions:
-        lines.append([_Seg("Related: " + ", ".join(s.label for s in reply.suggestions))])
-    return lines
 
 
 def _buttons(reply: Reply) -> tuple[Button, ...]:
@@ -287,33 +268,18 @@ def _buttons(reply: Reply) -> tuple[Button, ...]:
 # -- splitting -------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Seg:
-    """A run of text with one style: plain, bold (b), code (c), a link (a), or our own markdown (raw)."""
-
-    text: str
-    style: str = ""
-    url: str = ""
-
-
-def _lines(blocks: Iterable[markup.Block]) -> list[tuple[str, list[_Seg]]]:
+def _lines(blocks: Iterable[markup.Block]) -> list[tuple[str, list[Seg]]]:
     """Each paragraph and bullet as (separator before it, segments)."""
-    out: list[tuple[str, list[_Seg]]] = []
+    out: list[tuple[str, list[Seg]]] = []
     for block in blocks:
         for i, item in enumerate(block.items):
             sep = "" if not out else ("\n" if i else "\n\n")
-            segs = [_Seg("• ", "raw")] if block.bullets else []
-            out.append((sep, segs + [_span_seg(s) for s in item]))
+            segs = [Seg("• ", "raw")] if block.bullets else []
+            out.append((sep, segs + [span_seg(s) for s in item]))
     return out
 
 
-def _span_seg(span: markup.Span) -> _Seg:
-    if span.url:
-        return _Seg(span.text, "a", span.url)
-    return _Seg(span.text, "b" if span.bold else "c" if span.code else "")
-
-
-def _seg_md(seg: _Seg, at_start: bool, links: str) -> str:
+def _seg_md(seg: Seg, at_start: bool, links: str) -> str:
     if seg.style == "raw":
         return seg.text
     if seg.style == "a":
@@ -337,7 +303,7 @@ def _link_target(url: str) -> str | None:
     return url.replace(" ", "%20").replace("(", "%28").replace(")", "%29").replace("<", "%3C").replace(">", "%3E")
 
 
-def _pack(lines: list[tuple[str, list[_Seg]]], limit: int, *, links: str = "embed") -> list[str]:
+def _pack(lines: list[tuple[str, list[Seg]]], limit: int, *, links: str = "embed") -> list[str]:
     """Lines as texts of at most `limit`: whole lines packed while they fit; a longer line split."""
     out: list[str] = []
     current = ""
@@ -356,18 +322,18 @@ def _pack(lines: list[tuple[str, list[_Seg]]], limit: int, *, links: str = "embe
     return [p for p in out if p.strip()]
 
 
-def _starts_line(segs: list[_Seg], i: int) -> bool:
+def _starts_line(segs: list[Seg], i: int) -> bool:
     return i == 0 or (segs[i - 1].style == "raw" and segs[i - 1].text.endswith("\n"))
 
 
-def _split(segs: list[_Seg], limit: int, links: str) -> list[str]:
+def _split(segs: list[Seg], limit: int, links: str) -> list[str]:
     """One over-long line as several chunks, each within `limit` and each valid markdown on its own."""
     chunks: list[str] = []
     current: list[str] = []
     used = 0
     queue = list(segs)
 
-    def md(seg: _Seg) -> str:
+    def md(seg: Seg) -> str:
         return _seg_md(seg, not current or current[-1].endswith("\n"), links)
 
     def flush() -> None:
@@ -389,16 +355,16 @@ def _split(segs: list[_Seg], limit: int, links: str) -> list[str]:
                 flush()  # a link is never split: it starts the next chunk
                 queue.insert(0, seg)
             else:  # a link longer than a whole chunk: its label and address as text
-                queue.insert(0, _Seg(f"{seg.text} ({seg.url})"))
+                queue.insert(0, Seg(f"{seg.text} ({seg.url})"))
             continue
         room = limit - used
 
         def fits(s: str) -> bool:
             return discord_len(md(replace(seg, text=s))) <= room
 
-        k = _fit(seg.text, fits, prefer_space=True)
+        k = fit(seg.text, fits, prefer_space=True, breaks=" ")
         if k == 0 and not current:  # one "character" longer than a chunk: cut between code points
-            k = _fit(seg.text, fits, boundaries=False) or 1
+            k = fit(seg.text, fits, boundaries=False) or 1
         if k:
             current.append(md(replace(seg, text=seg.text[:k].rstrip() or seg.text[:k])))
         flush()
@@ -407,30 +373,6 @@ def _split(segs: list[_Seg], limit: int, links: str) -> list[str]:
             queue.insert(0, replace(seg, text=rest))
     flush()
     return chunks
-
-
-def _fit(text: str, fits: Callable[[str], bool], *, prefer_space: bool = False, boundaries: bool = True) -> int:
-    """The largest cut k such that fits(text[:k]), at a character boundary (0 if none).
-
-    `fits` must be monotone. With prefer_space, a cut after the last space is taken when it
-    keeps at least half of what fits.
-    """
-    lo, hi = 0, len(text)
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if fits(text[:mid]):
-            lo = mid
-        else:
-            hi = mid - 1
-    k = lo
-    if boundaries:
-        while k > 0 and not is_boundary(text, k):
-            k -= 1
-    if prefer_space and k < len(text):
-        space = text.rfind(" ", 0, k)
-        if space >= k // 2 and space > 0:
-            k = space + 1
-    return k
 
 
 # -- autocomplete ----------------------------------------------------------------------------------

@@ -7,11 +7,10 @@ the knowledge is current as of. Pure functions; no Slack library is needed here.
 from __future__ import annotations
 
 import logging
-import unicodedata
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from urllib.parse import urlsplit
 
+from adapters.textfit import Seg, fit, source_lines, span_seg
 from bot import markup
 from bot.replies import Reply, to_text
 
@@ -70,7 +69,7 @@ def clip(text: str, limit: int) -> str:
     """`text` cut to `limit` UTF-16 units at a character boundary, with an ellipsis when cut."""
     if slack_len(text) <= limit:
         return text
-    k = _fit(text, lambda s: slack_len(s) + 1 <= limit)
+    k = fit(text, lambda s: slack_len(s) + 1 <= limit)
     return text[:k].rstrip() + ELLIPSIS
 
 
@@ -97,33 +96,18 @@ def sections_of(text: str, limit: int = SECTION_LIMIT) -> list[str]:
     return [s for s in sections if s.strip()]
 
 
-@dataclass(frozen=True)
-class _Seg:
-    """A run of text with one style: plain, bold (b), code (c) or a link (a)."""
-
-    text: str
-    style: str = ""
-    url: str = ""
-
-
-def _lines(text: str) -> list[tuple[str, list[_Seg]]]:
-    out: list[tuple[str, list[_Seg]]] = []
+def _lines(text: str) -> list[tuple[str, list[Seg]]]:
+    out: list[tuple[str, list[Seg]]] = []
     for block in markup.parse(text):
         for i, item in enumerate(block.items):
             sep = "" if not out else ("\n" if i else "\n\n")
-            segs = [_Seg("• ")] if block.bullets else []
-            segs += [_span_seg(s) for s in item]
+            segs = [Seg("• ")] if block.bullets else []
+            segs += [span_seg(s) for s in item]
             out.append((sep, segs))
     return out
 
 
-def _span_seg(span: markup.Span) -> _Seg:
-    if span.url:
-        return _Seg(span.text, "a", span.url)
-    return _Seg(span.text, "b" if span.bold else "c" if span.code else "")
-
-
-def _seg_mrkdwn(seg: _Seg) -> str:
+def _seg_mrkdwn(seg: Seg) -> str:
     if seg.style == "a":
         target = _link_target(seg.url)
         if target is None:
@@ -146,7 +130,7 @@ def _link_target(url: str) -> str | None:
             .replace("|", "%7C").replace(" ", "%20"))
 
 
-def _split(segs: list[_Seg], limit: int) -> list[str]:
+def _split(segs: list[Seg], limit: int) -> list[str]:
     """One over-long line as several chunks of mrkdwn, each within `limit`."""
     chunks: list[str] = []
     current: list[str] = []
@@ -172,12 +156,12 @@ def _split(segs: list[_Seg], limit: int) -> list[str]:
                 flush()  # a link is never split: it starts the next chunk
                 queue.insert(0, seg)
             else:  # a link longer than a whole section: its label and address as text
-                queue.insert(0, _Seg(f"{seg.text} ({seg.url})"))
+                queue.insert(0, Seg(f"{seg.text} ({seg.url})"))
             continue
         room = limit - used
-        k = _fit(seg.text, lambda s: slack_len(_seg_mrkdwn(replace(seg, text=s))) <= room, prefer_space=True)
+        k = fit(seg.text, lambda s: slack_len(_seg_mrkdwn(replace(seg, text=s))) <= room, prefer_space=True)
         if k == 0 and not current:  # one "character" longer than a section: cut between code points
-            k = _fit(seg.text, lambda s: slack_len(_seg_mrkdwn(replace(seg, text=s))) <= room, boundaries=False) or 1
+            k = fit(seg.text, lambda s: slack_len(_seg_mrkdwn(replace(seg, text=s))) <= room, boundaries=False) or 1
         if k:
             current.append(_seg_mrkdwn(replace(seg, text=seg.text[:k].rstrip() or seg.text[:k])))
         flush()
@@ -188,64 +172,6 @@ def _split(segs: list[_Seg], limit: int) -> list[str]:
     return chunks
 
 
-def _fit(text: str, fits: Callable[[str], bool], *, prefer_space: bool = False, boundaries: bool = True) -> int:
-    """The largest cut k such that fits(text[:k]), at a character boundary (0 if none).
-
-    `fits` must be monotone (a shorter prefix never costs more). With prefer_space, a cut after
-    the last space is taken when it keeps at least half of what fits.
-    """
-    lo, hi = 0, len(text)
-    while lo < hi:  # largest k with fits(text[:k])
-        mid = (lo + hi + 1) // 2
-        if fits(text[:mid]):
-            lo = mid
-        else:
-            hi = mid - 1
-    k = lo
-    if boundaries:
-        while k > 0 and not is_boundary(text, k):
-            k -= 1
-    if prefer_space and k < len(text):
-        space = max(text.rfind(" ", 0, k), text.rfind("\n", 0, k))
-        if space >= k // 2 and space > 0:
-            k = space + 1
-    return k
-
-
-_ZWJ = "\u200d"
-
-
-def is_boundary(text: str, i: int) -> bool:
-    """Whether cutting `text` at index i keeps every user-perceived character whole.
-
-    An approximation of Unicode grapheme clusters that covers combining marks, variation
-    selectors, emoji skin tones and ZWJ sequences, flags (regional-indicator pairs and tag
-    sequences), Hangul jamo and CR LF.
-    """
-    if i <= 0 or i >= len(text):
-        return True
-    prev, ch = text[i - 1], text[i]
-    c = ord(ch)
-    if (prev == "\r" and ch == "\n") or prev == _ZWJ or ch == _ZWJ:
-        return False
-    if unicodedata.category(ch) in ("Mn", "Me", "Mc"):
-        return False
-    if 0xFE00 <= c <= 0xFE0F or 0xE0100 <= c <= 0xE01EF or 0x1F3FB <= c <= 0x1F3FF or 0xE0020 <= c <= 0xE007F:
-        return False
-    if 0x1160 <= c <= 0x11FF:
-        return False
-    if _is_ri(ch) and _is_ri(prev):
-        run = 0
-        while i - 1 - run >= 0 and _is_ri(text[i - 1 - run]):
-            run += 1
-        return run % 2 == 0
-    return True
-
-
-def _is_ri(ch: str) -> bool:
-    return 0x1F1E6 <= ord(ch) <= 0x1F1FF
-
-
 def _mrkdwn(text: str) -> dict:
     # verbatim: Slack does not auto-link bare URLs, channel names or mentions in our text; the
     # links we write as <url|label> still work.
@@ -253,27 +179,13 @@ def _mrkdwn(text: str) -> dict:
 
 
 def _context(reply: Reply) -> dict | None:
-    lines: list[list[_Seg]] = []
-    if reply.sources:
-        segs = [_Seg("Source: " if len(reply.sources) == 1 else "Sources: ")]
-        for i, s in enumerate(reply.sources):
-            if i:
-                segs.append(_Seg("; "))
-            name = s.name or s.title
-            segs.append(_Seg(name, "a", s.url) if s.url else _Seg(name))
-            if s.date:
-                segs.append(_Seg(f" ({s.date})"))
-        if reply.as_of:
-            segs.append(_Seg(f" · as of {reply.as_of}"))
-        lines.append(segs)
-    if reply.answered and reply.suggestions:
-        lines.append([_Seg("Related: " + ", ".join(s.label for s in reply.suggestions))])
+    lines = source_lines(reply)
     if not lines:
         return None
     return {"type": "context", "elements": [_mrkdwn(_clip_line(segs, CONTEXT_LIMIT)) for segs in lines]}
 
 
-def _clip_line(segs: list[_Seg], limit: int) -> str:
+def _clip_line(segs: list[Seg], limit: int) -> str:
     parts = _split(segs, limit - 2)
     return parts[0] + (" " + ELLIPSIS if len(parts) > 1 else "") if parts else ""
 
@@ -294,5 +206,5 @@ def _fallback(reply: Reply) -> str:
     plain = to_text(reply)
     if slack_len(escape(plain)) <= TEXT_LIMIT:
         return escape(plain)
-    k = _fit(plain, lambda s: slack_len(escape(s)) + 1 <= TEXT_LIMIT)
+    k = fit(plain, lambda s: slack_len(escape(s)) + 1 <= TEXT_LIMIT)
     return escape(plain[:k].rstrip()) + ELLIPSIS

@@ -1,0 +1,106 @@
+"""Pure text pieces both chat renderers use: styled segments, the sources line, and cutting
+text to a limit without splitting a character a person sees as one."""
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from bot import markup
+from bot.replies import Reply
+
+
+@dataclass(frozen=True)
+class Seg:
+    """A run of text with one style: plain, bold (b), code (c), a link (a), or raw (markup a
+    renderer wrote itself and must not escape)."""
+
+    text: str
+    style: str = ""
+    url: str = ""
+
+
+def span_seg(span: markup.Span) -> Seg:
+    """A markup span as a segment."""
+    if span.url:
+        return Seg(span.text, "a", span.url)
+    return Seg(span.text, "b" if span.bold else "c" if span.code else "")
+
+
+def source_lines(reply: Reply) -> list[list[Seg]]:
+    """The sources line (with the knowledge's date) and, for answers, the related-topics line."""
+    lines: list[list[Seg]] = []
+    if reply.sources:
+        segs = [Seg("Source: " if len(reply.sources) == 1 else "Sources: ")]
+        for i, s in enumerate(reply.sources):
+            if i:
+                segs.append(Seg("; "))
+            name = s.name or s.title
+            segs.append(Seg(name, "a", s.url) if s.url else Seg(name))
+            if s.date:
+                segs.append(Seg(f" ({s.date})"))
+        if reply.as_of:
+            segs.append(Seg(f" · as of {reply.as_of}"))
+        lines.append(segs)
+    if reply.answered and reply.suggestions:
+        lines.append([Seg("Related: " + ", ".join(s.label for s in reply.suggestions))])
+    return lines
+
+
+def fit(text: str, fits: Callable[[str], bool], *, prefer_space: bool = False, boundaries: bool = True,
+        breaks: str = " \n") -> int:
+    """The largest cut k such that fits(text[:k]), at a character boundary (0 if none).
+
+    `fits` must be monotone (a shorter prefix never costs more). With prefer_space, a cut after
+    the last of `breaks` is taken when it keeps at least half of what fits.
+    """
+    lo, hi = 0, len(text)
+    while lo < hi:  # largest k with fits(text[:k])
+        mid = (lo + hi + 1) // 2
+        if fits(text[:mid]):
+            lo = mid
+        else:
+            hi = mid - 1
+    k = lo
+    if boundaries:
+        while k > 0 and not is_boundary(text, k):
+            k -= 1
+    if prefer_space and k < len(text):
+        space = max(text.rfind(b, 0, k) for b in breaks)
+        if space >= k // 2 and space > 0:
+            k = space + 1
+    return k
+
+
+_ZWJ = "\u200d"
+
+
+def is_boundary(text: str, i: int) -> bool:
+    """Whether cutting `text` at index i keeps every user-perceived character whole.
+
+    An approximation of Unicode grapheme clusters that covers combining marks, variation
+    selectors, emoji skin tones and ZWJ sequences, flags (regional-indicator pairs and tag
+    sequences), Hangul jamo and CR LF.
+    """
+    if i <= 0 or i >= len(text):
+        return True
+    prev, ch = text[i - 1], text[i]
+    c = ord(ch)
+    if (prev == "\r" and ch == "\n") or prev == _ZWJ or ch == _ZWJ:
+        return False
+    if unicodedata.category(ch) in ("Mn", "Me", "Mc"):
+        return False
+    if 0xFE00 <= c <= 0xFE0F or 0xE0100 <= c <= 0xE01EF or 0x1F3FB <= c <= 0x1F3FF or 0xE0020 <= c <= 0xE007F:
+        return False
+    if 0x1160 <= c <= 0x11FF:
+        return False
+    if _is_ri(ch) and _is_ri(prev):
+        run = 0
+        while i - 1 - run >= 0 and _is_ri(text[i - 1 - run]):
+            run += 1
+        return run % 2 == 0
+    return True
+
+
+def _is_ri(ch: str) -> bool:
+    return 0x1F1E6 <= ord(ch) <= 0x1F1FF
