@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 from rapidfuzz import fuzz, process
 from rapidfuzz.utils import default_process
 
-from adapters.textfit import Seg, fit, source_lines, span_seg
+from adapters.textfit import Seg, fit, source_lines, span_seg, split
 from bot import markup
 from bot.replies import Reply
 
@@ -314,7 +314,7 @@ def _pack(lines: list[tuple[str, list[Seg]]], limit: int, *, links: str = "embed
             continue
         if current:
             out.append(current)
-        parts = [line] if discord_len(line) <= limit else _split(segs, limit, links)
+        parts = [line] if discord_len(line) <= limit else split(segs, limit, lambda seg, at_start: _seg_md(seg, at_start, links), discord_len, breaks=" ")
         out.extend(parts[:-1])
         current = parts[-1] if parts else ""
     if current:
@@ -324,55 +324,6 @@ def _pack(lines: list[tuple[str, list[Seg]]], limit: int, *, links: str = "embed
 
 def _starts_line(segs: list[Seg], i: int) -> bool:
     return i == 0 or (segs[i - 1].style == "raw" and segs[i - 1].text.endswith("\n"))
-
-
-def _split(segs: list[Seg], limit: int, links: str) -> list[str]:
-    """One over-long line as several chunks, each within `limit` and each valid markdown on its own."""
-    chunks: list[str] = []
-    current: list[str] = []
-    used = 0
-    queue = list(segs)
-
-    def md(seg: Seg) -> str:
-        return _seg_md(seg, not current or current[-1].endswith("\n"), links)
-
-    def flush() -> None:
-        nonlocal used
-        if current:
-            chunks.append("".join(current))
-            current.clear()
-        used = 0
-
-    while queue:
-        seg = queue.pop(0)
-        rendered = md(seg)
-        if used + discord_len(rendered) <= limit:
-            current.append(rendered)
-            used += discord_len(rendered)
-            continue
-        if seg.style == "a":
-            if current and discord_len(_seg_md(seg, True, links)) <= limit:
-                flush()  # a link is never split: it starts the next chunk
-                queue.insert(0, seg)
-            else:  # a link longer than a whole chunk: its label and address as text
-                queue.insert(0, Seg(f"{seg.text} ({seg.url})"))
-            continue
-        room = limit - used
-
-        def fits(s: str) -> bool:
-            return discord_len(md(replace(seg, text=s))) <= room
-
-        k = fit(seg.text, fits, prefer_space=True, breaks=" ")
-        if k == 0 and not current:  # one "character" longer than a chunk: cut between code points
-            k = fit(seg.text, fits, boundaries=False) or 1
-        if k:
-            current.append(md(replace(seg, text=seg.text[:k].rstrip() or seg.text[:k])))
-        flush()
-        rest = seg.text[k:].lstrip()
-        if rest:
-            queue.insert(0, replace(seg, text=rest))
-    flush()
-    return chunks
 
 
 # -- autocomplete ----------------------------------------------------------------------------------

@@ -7,10 +7,9 @@ the knowledge is current as of. Pure functions; no Slack library is needed here.
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 from urllib.parse import urlsplit
 
-from adapters.textfit import Seg, fit, source_lines, span_seg
+from adapters.textfit import Seg, fit, source_lines, span_seg, split
 from bot import markup
 from bot.replies import Reply, to_text
 
@@ -88,7 +87,7 @@ def sections_of(text: str, limit: int = SECTION_LIMIT) -> list[str]:
             continue
         if current:
             sections.append(current)
-        parts = [line] if slack_len(line) <= limit else _split(segs, limit)
+        parts = [line] if slack_len(line) <= limit else split(segs, limit, lambda seg, _: _seg_mrkdwn(seg), slack_len)
         sections.extend(parts[:-1])
         current = parts[-1] if parts else ""
     if current:
@@ -130,48 +129,6 @@ def _link_target(url: str) -> str | None:
             .replace("|", "%7C").replace(" ", "%20"))
 
 
-def _split(segs: list[Seg], limit: int) -> list[str]:
-    """One over-long line as several chunks of mrkdwn, each within `limit`."""
-    chunks: list[str] = []
-    current: list[str] = []
-    used = 0
-    queue = list(segs)
-
-    def flush() -> None:
-        nonlocal used
-        if current:
-            chunks.append("".join(current))
-            current.clear()
-        used = 0
-
-    while queue:
-        seg = queue.pop(0)
-        rendered = _seg_mrkdwn(seg)
-        if used + slack_len(rendered) <= limit:
-            current.append(rendered)
-            used += slack_len(rendered)
-            continue
-        if seg.style == "a":
-            if current and slack_len(rendered) <= limit:
-                flush()  # a link is never split: it starts the next chunk
-                queue.insert(0, seg)
-            else:  # a link longer than a whole section: its label and address as text
-                queue.insert(0, Seg(f"{seg.text} ({seg.url})"))
-            continue
-        room = limit - used
-        k = fit(seg.text, lambda s: slack_len(_seg_mrkdwn(replace(seg, text=s))) <= room, prefer_space=True)
-        if k == 0 and not current:  # one "character" longer than a section: cut between code points
-            k = fit(seg.text, lambda s: slack_len(_seg_mrkdwn(replace(seg, text=s))) <= room, boundaries=False) or 1
-        if k:
-            current.append(_seg_mrkdwn(replace(seg, text=seg.text[:k].rstrip() or seg.text[:k])))
-        flush()
-        rest = seg.text[k:].lstrip()
-        if rest:
-            queue.insert(0, replace(seg, text=rest))
-    flush()
-    return chunks
-
-
 def _mrkdwn(text: str) -> dict:
     # verbatim: Slack does not auto-link bare URLs, channel names or mentions in our text; the
     # links we write as <url|label> still work.
@@ -186,7 +143,7 @@ def _context(reply: Reply) -> dict | None:
 
 
 def _clip_line(segs: list[Seg], limit: int) -> str:
-    parts = _split(segs, limit - 2)
+    parts = split(segs, limit - 2, lambda seg, _: _seg_mrkdwn(seg), slack_len)
     return parts[0] + (" " + ELLIPSIS if len(parts) > 1 else "") if parts else ""
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from bot import markup
 from bot.replies import Reply
@@ -45,6 +45,61 @@ def source_lines(reply: Reply) -> list[list[Seg]]:
     if reply.answered and reply.suggestions:
         lines.append([Seg("Related: " + ", ".join(s.label for s in reply.suggestions))])
     return lines
+
+
+def split(segs: list[Seg], limit: int, render: Callable[[Seg, bool], str], length: Callable[[str], int], *,
+          breaks: str = " \n") -> list[str]:
+    """One over-long line as several chunks, each within `limit` and each valid markup on its own.
+
+    `render(seg, at_line_start)` turns a segment into the platform's markup; `length` measures
+    it as the platform counts. A link is never split: it starts the next chunk, or, if longer
+    than a whole chunk, becomes its label and address as text. Other text is cut between words.
+    """
+    chunks: list[str] = []
+    current: list[str] = []
+    used = 0
+    queue = list(segs)
+
+    def md(seg: Seg) -> str:
+        return render(seg, not current or current[-1].endswith("\n"))
+
+    def flush() -> None:
+        nonlocal used
+        if current:
+            chunks.append("".join(current))
+            current.clear()
+        used = 0
+
+    while queue:
+        seg = queue.pop(0)
+        rendered = md(seg)
+        if used + length(rendered) <= limit:
+            current.append(rendered)
+            used += length(rendered)
+            continue
+        if seg.style == "a":
+            if current and length(render(seg, True)) <= limit:
+                flush()  # a link is never split: it starts the next chunk
+                queue.insert(0, seg)
+            else:  # a link longer than a whole chunk: its label and address as text
+                queue.insert(0, Seg(f"{seg.text} ({seg.url})"))
+            continue
+        room = limit - used
+
+        def fits(s: str) -> bool:
+            return length(md(replace(seg, text=s))) <= room
+
+        k = fit(seg.text, fits, prefer_space=True, breaks=breaks)
+        if k == 0 and not current:  # one "character" longer than a chunk: cut between code points
+            k = fit(seg.text, fits, boundaries=False) or 1
+        if k:
+            current.append(md(replace(seg, text=seg.text[:k].rstrip() or seg.text[:k])))
+        flush()
+        rest = seg.text[k:].lstrip()
+        if rest:
+            queue.insert(0, replace(seg, text=rest))
+    flush()
+    return chunks
 
 
 def fit(text: str, fits: Callable[[str], bool], *, prefer_space: bool = False, boundaries: bool = True,
