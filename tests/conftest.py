@@ -1,6 +1,7 @@
 """Shared fixtures: the small test knowledge base and bots built on it."""
 from __future__ import annotations
 
+import datetime as dt
 import random
 from pathlib import Path
 
@@ -8,8 +9,11 @@ import pytest
 
 from bot import knowledge
 from bot.core import TrendBot
+from bot.schedule import UTC
+from bot.store import Store
 
 MINI = Path(__file__).parent / "fixtures" / "mini"
+NINE_UTC = dt.datetime(2026, 5, 4, 9, 0, tzinfo=UTC)  # the daily-tip tests' "now"
 
 
 @pytest.fixture(scope="session")
@@ -30,3 +34,13 @@ def shipped_kb() -> knowledge.Knowledge:
 @pytest.fixture(scope="session")
 def shipped_bot(shipped_kb) -> TrendBot:
     return TrendBot(shipped_kb, rng=random.Random(7))
+
+
+@pytest.fixture
+def tipbot(mini_kb, tmp_path) -> TrendBot:
+    """A bot on the small knowledge base with daily tips over tmp_path/tips.db, its clock at NINE_UTC."""
+    bot = TrendBot(mini_kb)
+    store = Store(tmp_path / "tips.db")
+    bot.enable_tips(store, clock=lambda: NINE_UTC)
+    yield bot
+    store.close()

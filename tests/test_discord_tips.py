@@ -9,23 +9,10 @@ import discord
 import pytest
 
 from adapters import discord_app as da
-from bot.core import TrendBot
-from bot.schedule import UTC, Subscription
-from bot.store import Store
+from bot.schedule import Subscription
 from bot.tips import PostError
+from tests.conftest import NINE_UTC
 from tests.test_discord_handlers import Channel, Interaction, assert_no_mentions, client_for, command, title
-
-NINE_UTC = dt.datetime(2026, 5, 4, 9, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def tipbot(mini_kb, tmp_path):
-    bot = TrendBot(mini_kb)
-    store = Store(tmp_path / "tips.db")
-    bot.enable_tips(store, clock=lambda: NINE_UTC)
-    yield bot
-    store.close()
-
 
 @pytest.mark.parametrize("manage, expect", [(False, "Not allowed here"), (True, "Daily tips on")])
 async def test_subscribe_needs_manage_channels(tipbot, manage, expect):

@@ -8,28 +8,16 @@ import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters import slack_app
-from bot.core import TrendBot
-from bot.schedule import UTC, Subscription
+from bot.schedule import Subscription
 from bot.store import Store
+from tests.conftest import NINE_UTC
 from tests.slack_fake import BOT_TOKEN, SIGNING_SECRET, AppThread, FakeSlack, fixture, form_body, send_signed
 
 FORM = "application/x-www-form-urlencoded"
-NINE_UTC = dt.datetime(2026, 5, 4, 9, 0, tzinfo=UTC)
-
-
 @pytest.fixture
 def fake():
     with FakeSlack() as f:
         yield f
-
-
-@pytest.fixture
-def tipbot(mini_kb, tmp_path):
-    bot = TrendBot(mini_kb)
-    store = Store(tmp_path / "tips.db")
-    bot.enable_tips(store, clock=lambda: NINE_UTC)
-    yield bot
-    store.close()
 
 
 def serve(fake, bot, tmp_path, managers: str = ""):

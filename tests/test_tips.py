@@ -14,13 +14,12 @@ import pytest
 
 from adapters import console
 from bot.core import Incoming, TrendBot
-from bot.schedule import UTC, Subscription
+from bot.schedule import Subscription
 from bot.store import Store
 from bot.tips import DailyTips, PostError, tip_post
-from tests.conftest import MINI
+from tests.conftest import MINI, NINE_UTC
 
 ROOT = Path(__file__).resolve().parents[1]
-NINE_UTC = dt.datetime(2026, 5, 4, 9, 0, tzinfo=UTC)
 
 
 class RecordingPoster:
@@ -42,10 +41,8 @@ def db(tmp_path) -> Path:
 
 
 @pytest.fixture
-def bot(mini_kb, db):
-    bot = TrendBot(mini_kb)
-    bot.enable_tips(Store(db), clock=lambda: NINE_UTC)
-    return bot
+def bot(tipbot):
+    return tipbot
 
 
 def run(tips: DailyTips, poster, now=NINE_UTC, platform="slack"):
