@@ -92,10 +92,9 @@ class Index:
         self.ids = ids
         self.vocabulary_ = vocabulary_
         self.idf_ = idf_
-        self.docs_ = docs_
-        self.phrases_ = phrases_
         self.phrase_owner_ = phrase_owner_
-        self.presence_ = presence_  # entry x term: weight of the strongest field holding the term
+        # Kept column-major only: a query reads just its terms' columns. `presence_` is entry x
+        # term, the weight of the strongest field holding the term.
         self._docs, self._phrases, self._presence = _csc(docs_), _csc(phrases_), _csc(presence_)
         self.words_ = words_  # surface word -> how many documents use it
         # Correction candidates by (length, first letter) and (length, second letter): a typo
