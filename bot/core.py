@@ -141,13 +141,13 @@ class TrendBot:
                                       text="This trendbot runs without a store, so it can't keep subscriptions."), None)
             return Decision(self.tips.command(verb.lower(), args, incoming.platform, incoming.channel_id,
                                               incoming.can_manage), None)
-        if word in ("", "topics", "list", "ls"):
+        if word in TOPICS_WORDS:
             return Decision(self.topics(), None)
-        if word in ("help", "?", "h", "usage"):
+        if word in HELP_WORDS:
             return Decision(self.help(), None)
-        if word in ("tip", "tips", "random"):
+        if word in TIP_WORDS:
             return Decision(self.tip(), None)
-        if word in ("sources", "source", "about"):
+        if word in SOURCES_WORDS:
             return Decision(self.source_list(), None)
         trend = self.find_topic(arg)
         if trend is not None:
@@ -304,8 +304,13 @@ class TrendBot:
         return tuple(out)
 
 
+# The /trend subcommands; anything else after /trend is a topic or a question.
+TOPICS_WORDS = ("", "topics", "list", "ls")
+HELP_WORDS = ("help", "?", "h", "usage")
+TIP_WORDS = ("tip", "tips", "random")
+SOURCES_WORDS = ("sources", "source", "about")
 SUBSCRIPTION_VERBS = ("subscribe", "unsubscribe", "subscription")
-_KEYWORDS = {"topics", "list", "help", "tip", "tips", "sources", *SUBSCRIPTION_VERBS}
+_KEYWORDS = frozenset(TOPICS_WORDS + HELP_WORDS + TIP_WORDS + SOURCES_WORDS + SUBSCRIPTION_VERBS) - {""}
 
 
 def _is_keyword(rest: str) -> bool:
