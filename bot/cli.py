@@ -208,9 +208,7 @@ def _slack(bot, args) -> int:
     except slack_app.SettingsError as exc:
         print(f"trendbot slack: {exc}", file=sys.stderr)
         return 2
-    redact = slack_app.SecretFilter(settings.secrets)
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(redact)
+    _redact_logs(slack_app.SecretFilter(settings.secrets))
     try:
         store = Store()
     except StoreError as exc:
@@ -229,6 +227,12 @@ def _slack(bot, args) -> int:
     return 0
 
 
+def _redact_logs(secret_filter: logging.Filter) -> None:
+    """Keep the platform's secrets out of every log line this process writes."""
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(secret_filter)
+
+
 def _discord(bot, args) -> int:
     """`trendbot discord`: a bad or rejected setting ends in one line saying what to fix, never a traceback or a token."""
     try:  # imported here so that no other command loads discord.py
@@ -241,9 +245,7 @@ def _discord(bot, args) -> int:
     except discord_app.SettingsError as exc:
         print(f"trendbot discord: {exc}", file=sys.stderr)
         return 2
-    redact = discord_app.SecretFilter(settings.secrets)
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(redact)
+    _redact_logs(discord_app.SecretFilter(settings.secrets))
     try:
         discord_app.run(bot, settings, lambda what: print(f"trendbot: {what}", file=sys.stderr, flush=True))
     except discord_app.SettingsError as exc:
