@@ -11,11 +11,14 @@ the messages that mention it and of DMs to it, which are the only messages trend
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import logging
 import os
 import re
 import signal
-from collections.abc import Callable, Mapping
+import zoneinfo
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -42,8 +45,8 @@ NO_MENTIONS = discord.AllowedMentions.none()  # no reply pings anyone, the asker
 # deferred ("trendbot is thinking…"), leaving time for the defer call itself to arrive.
 DEFER_AFTER = 1.5
 
-__all__ = ["DiscordClient", "NO_MENTIONS", "PERMISSIONS", "SecretFilter", "Settings", "SettingsError",
-           "SuggestionButton", "invite_url", "plain_text", "run", "to_incoming", "wants_reply"]
+__all__ = ["DiscordClient", "DiscordPoster", "NO_MENTIONS", "PERMISSIONS", "SecretFilter", "Settings", "SettingsError",
+           "SuggestionButton", "invite_url", "plain_text", "rest_poster", "run", "to_incoming", "wants_reply"]
 
 
 class Answerer(Protocol):
@@ -133,6 +136,11 @@ def to_incoming(source: Any, *, bot_id: int | None = None) -> Incoming:
         return Incoming(str(options.get("question") or ""), **where)
     if name == "tip":
         return Incoming("tip", is_command=True, **where)
+    if name == "subscribe":  # the same words as `/trend subscribe [HH:MM] [Area/City] [topic ...]`
+        words = [str(options.get(k) or "").strip() for k in ("time", "zone", "topics")]
+        return Incoming(" ".join(["subscribe", *filter(None, words)]), is_command=True, **where)
+    if name in ("unsubscribe", "subscription"):
+        return Incoming(name, is_command=True, **where)
     raise ValueError(f"not a command trendbot answers: {name!r}")
 
 
@@ -367,6 +375,21 @@ class DiscordClient(discord.Client):
         """The /trend topic autocomplete: topics matching what was typed so far (fuzzy)."""
         return [app_commands.Choice(name=name, value=value) for name, value in choices(self.core, current)]
 
+    async def zone_choices(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+        """The /subscribe zone autocomplete: IANA zone names containing what was typed."""
+        return [app_commands.Choice(name=z, value=z) for z in zone_choices(current)]
+
+    async def topics_choices(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+        """The /subscribe topics autocomplete: the words typed so far, the last one completed to a topic id."""
+        done, _, last = current.rpartition(" ")
+        head = " ".join(done.split())
+        out = []
+        for name, value in choices(self.core, last):
+            full = f"{head} {value}".strip()
+            if len(full) <= 100:
+                out.append(app_commands.Choice(name=f"{head} {name}".strip()[:100], value=full))
+        return out
+
     async def _respond(self, interaction: discord.Interaction, reply: Reply, deferred: bool) -> None:
         parts = render(reply)
         private = reply.private  # help, errors, declines: only the asker sees them
@@ -386,6 +409,22 @@ class DiscordClient(discord.Client):
             await interaction.followup.send(ephemeral=private, **send_args(part))
 
 
+@functools.cache
+def _zones() -> tuple[str, ...]:
+    return tuple(sorted(z for z in zoneinfo.available_timezones() if "/" in z and not z.startswith(("Etc/", "SystemV/"))))
+
+
+def zone_choices(current: str, limit: int = 25) -> list[str]:
+    """Up to `limit` IANA zones for what was typed: UTC first when nothing is, then city matches before area ones."""
+    typed = "_".join(current.strip().lower().split())
+    if not typed:
+        return ["UTC", *_zones()[:limit - 1]]
+    city = [z for z in _zones() if z.lower().rsplit("/", 1)[-1].startswith(typed)]
+    rest = [z for z in _zones() if typed in z.lower() and z not in city]
+    head = ["UTC"] if "utc".startswith(typed) else []
+    return (head + city + rest)[:limit]
+
+
 def _may_embed(message: Any) -> bool:
     """Whether the bot may post embeds where the message was written (always in DMs)."""
     guild = message.guild
@@ -395,7 +434,11 @@ def _may_embed(message: Any) -> bool:
 
 
 def _commands(client: DiscordClient) -> list[app_commands.Command]:
-    """/trend, /ask and /tip, answered by `client`."""
+    """/trend, /ask, /tip and the daily-tip commands, answered by `client`.
+
+    /subscribe and /unsubscribe are shown by default only to members with Manage Channels (a
+    server can change that under Integrations); the core checks the permission again.
+    """
 
     @app_commands.command(name="trend", description="A backend trend's topic card (or: help, topics, tip, sources)")
     @app_commands.describe(topic="Start typing to pick a topic")
@@ -415,7 +458,32 @@ def _commands(client: DiscordClient) -> list[app_commands.Command]:
     async def tip(interaction: discord.Interaction) -> None:
         await client.answer_interaction(interaction)
 
-    return [trend, ask, tip]
+    @app_commands.command(name="subscribe", description="A daily backend tip in this channel (needs Manage Channels)")
+    @app_commands.describe(time="24-hour HH:MM, default 09:00", zone="Time zone, e.g. Europe/Berlin; default UTC",
+                           topics="Only these topics, separated by spaces; default all")
+    @app_commands.default_permissions(manage_channels=True)
+    async def subscribe(interaction: discord.Interaction, time: str | None = None, zone: str | None = None,
+                        topics: str | None = None) -> None:
+        await client.answer_interaction(interaction)
+
+    @subscribe.autocomplete("zone")
+    async def zone_autocomplete(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+        return await client.zone_choices(interaction, current)
+
+    @subscribe.autocomplete("topics")
+    async def topics_autocomplete(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+        return await client.topics_choices(interaction, current)
+
+    @app_commands.command(name="unsubscribe", description="Stop this channel's daily tips (needs Manage Channels)")
+    @app_commands.default_permissions(manage_channels=True)
+    async def unsubscribe(interaction: discord.Interaction) -> None:
+        await client.answer_interaction(interaction)
+
+    @app_commands.command(name="subscription", description="This channel's daily tip: time, zone, topics, next post")
+    async def subscription(interaction: discord.Interaction) -> None:
+        await client.answer_interaction(interaction)
+
+    return [trend, ask, tip, subscribe, unsubscribe, subscription]
 
 
 class DiscordPoster:
@@ -426,12 +494,16 @@ class DiscordPoster:
 
     async def post(self, channel_id: str, reply: Reply) -> None:
         """Send the tip; a channel that is gone or closed to the bot is a permanent PostError."""
+        # A channel the gateway has not cached (or, for `tips run-once`, no gateway at all) is
+        # posted to by id alone: one REST call, and Discord's 404 or 403 says whether it still exists.
+        channel = self.client.get_channel(int(channel_id)) or self.client.get_partial_messageable(int(channel_id))
         try:
-            channel = self.client.get_channel(int(channel_id)) or await self.client.fetch_channel(int(channel_id))
             for part in render(reply, embeds=_may_embed_in(channel, self.client)):
                 await channel.send(**send_args(part))
         except (discord.NotFound, discord.Forbidden) as exc:
             raise PostError(f"Discord said {exc.status} {exc.text or type(exc).__name__}", permanent=True) from None
+        except discord.RateLimited as exc:  # discord.py retries 429s itself; this one asked for too long a wait
+            raise PostError(f"rate limited by Discord for {exc.retry_after:.0f} s", permanent=False) from None
         except (discord.HTTPException, aiohttp.ClientError, asyncio.TimeoutError) as exc:
             raise PostError(f"cannot post to Discord: {type(exc).__name__}", permanent=False) from None
 
@@ -442,6 +514,25 @@ def _may_embed_in(channel: Any, client: discord.Client) -> bool:
     if guild is None or guild.me is None:
         return True
     return channel.permissions_for(guild.me).embed_links
+
+
+@contextlib.asynccontextmanager
+async def rest_poster(settings: Settings) -> AsyncIterator[DiscordPoster]:
+    """A DiscordPoster over Discord's REST API alone, without the gateway (`trendbot tips run-once`)."""
+    intents = discord.Intents.none()
+    intents.guilds = True  # never used without the gateway; without it discord.py warns on every start
+    client = discord.Client(intents=intents, allowed_mentions=NO_MENTIONS)
+    try:
+        try:
+            await client.login(settings.token)
+        except discord.LoginFailure:
+            raise SettingsError(f"DISCORD_TOKEN was rejected by Discord: reset the token in {PORTAL} → your "
+                                "application → Bot → Reset Token, and set DISCORD_TOKEN to the new one") from None
+        except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
+            raise SettingsError(f"cannot reach Discord: {type(exc).__name__}") from None
+        yield DiscordPoster(client)
+    finally:
+        await client.close()
 
 
 def run(core: Answerer, settings: Settings, announce: Callable[[str], None]) -> None:

@@ -136,6 +136,7 @@ def _tips(bot, args) -> int:
     import datetime as dt
 
     from adapters import console
+    from adapters.secrets import SettingsError
     from bot.schedule import UTC, local_date, next_post
     from bot.tips import tip_post
 
@@ -175,23 +176,39 @@ def _tips(bot, args) -> int:
             return 2
         if now.tzinfo is None:
             now = now.replace(tzinfo=UTC)
-    posters = {"console": console.ConsolePoster(sys.stdout, sys.stdout.isatty())}
-    if os.environ.get("SLACK_BOT_TOKEN") or os.environ.get("SLACK_BOT_TOKEN_FILE"):
-        from adapters import slack_app  # only when Slack is configured
-
-        try:
-            posters["slack"] = slack_app.poster_from_env(os.environ)
-        except slack_app.SettingsError as exc:
-            print(f"trendbot tips: {exc}", file=sys.stderr)
-            return 2
-    results = asyncio.run(tips.run_once(posters, now.astimezone(UTC)))
+    try:
+        results = asyncio.run(_post_due(tips, now.astimezone(UTC)))
+    except SettingsError as exc:
+        print(f"trendbot tips: {exc}", file=sys.stderr)
+        return 2
     for r in results:
         print(f"{r.platform}:{r.channel_id} {r.local_date}: {r.outcome}" + (f" ({r.tip_id})" if r.tip_id else ""),
               file=sys.stderr)
     if any(r.outcome == "no-poster" for r in results):
-        print("Channels of a platform with no settings here were skipped: set SLACK_BOT_TOKEN to post to Slack; "
-              "Discord channels post from `trendbot discord`, which runs the scheduler.", file=sys.stderr)
+        print("Channels of a platform with no settings here were skipped: set SLACK_BOT_TOKEN to post to Slack "
+              "and DISCORD_TOKEN to post to Discord.", file=sys.stderr)
     return 1 if any(r.outcome in ("failed", "deactivated") for r in results) else 0
+
+
+async def _post_due(tips, now) -> list:
+    """One pass of the scheduler with a poster for the console and each platform whose token is set."""
+    import contextlib
+
+    from adapters import console
+
+    async with contextlib.AsyncExitStack() as stack:
+        posters = {"console": console.ConsolePoster(sys.stdout, sys.stdout.isatty())}
+        if os.environ.get("SLACK_BOT_TOKEN") or os.environ.get("SLACK_BOT_TOKEN_FILE"):
+            from adapters import slack_app  # only when Slack is configured
+
+            posters["slack"] = slack_app.poster_from_env(os.environ)
+        if os.environ.get("DISCORD_TOKEN") or os.environ.get("DISCORD_TOKEN_FILE"):
+            from adapters import discord_app  # only when Discord is configured
+
+            settings = discord_app.Settings.from_env(os.environ)
+            _redact_logs(discord_app.SecretFilter(settings.secrets))
+            posters["discord"] = await stack.enter_async_context(discord_app.rest_poster(settings))
+        return await tips.run_once(posters, now)
 
 
 def _slack(bot, args) -> int:

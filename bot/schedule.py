@@ -16,7 +16,7 @@ import hashlib
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 UTC = dt.timezone.utc
 DEFAULT_TIME = dt.time(9, 0)
@@ -46,6 +46,14 @@ def parse_time(text: str) -> dt.time | None:
     """'9:00' or '09:00' -> time(9, 0); None for anything else."""
     m = _TIME.match(text.strip())
     return dt.time(int(m.group(1)), int(m.group(2))) if m else None
+
+
+def zones_named(city: str) -> list[str]:
+    """IANA zones whose last part is `city` ('paris' -> ['Europe/Paris']), to suggest the full name."""
+    key = "_".join(city.strip().lower().split())
+    if not key:
+        return []
+    return sorted(z for z in available_timezones() if "/" in z and z.lower().rsplit("/", 1)[-1] == key)
 
 
 def parse_zone(text: str) -> str | None:

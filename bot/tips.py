@@ -16,7 +16,7 @@ from typing import Protocol
 from bot.knowledge import Knowledge, Tip, Trend
 from bot.replies import Reply, SourceRef, Suggestion
 from bot.schedule import (CATCH_UP, DEFAULT_TIME, DEFAULT_ZONE, UTC, Subscription, choose_tip, due,
-                          local_date, next_post, parse_time, parse_zone)
+                          local_date, next_post, parse_time, parse_zone, zones_named)
 from bot.store import Store
 
 log = logging.getLogger(__name__)
@@ -130,6 +130,9 @@ class DailyTips:
             zone = parsed_zone
         for word in rest:
             trend = self.find_topic(word)
+            if trend is None and (zones := zones_named(word)):
+                return _private("Unknown time zone", f"Give the zone's full Area/City name, e.g. `{zones[0]}`: "
+                                f"`/trend subscribe 08:30 {zones[0]}`.")
             if trend is None:
                 return _private("Unknown topic", f"I don't know a topic called \"{word[:60]}\". "
                                 "`/trend topics` lists them; e.g. `/trend subscribe 09:00 UTC serverless`.")

@@ -45,6 +45,8 @@ class FakeDiscord:
         self.gateway = gateway  # ready | intent (close 4014) | auth (close 4004)
         self.calls: list[Call] = []
         self.identifies: list[dict] = []
+        # channel id -> (status, JSON body) answers to give message posts there first, in order
+        self.post_errors: dict[str, list[tuple[int, dict]]] = {}
         self._ids = itertools.count(800000)
         self._seq = itertools.count(1)
         self._ws: web.WebSocketResponse | None = None
@@ -169,7 +171,13 @@ class FakeDiscord:
             return _json([{**c, "id": str(next(self._ids)), "application_id": APP_ID, "version": "1"}
                                       for c in data])
         if method == "POST" and path.startswith("/channels/") and path.endswith("/messages"):
-            return _json(self._message(data, path.split("/")[2]))
+            channel_id = path.split("/")[2]
+            if self.post_errors.get(channel_id):
+                status, body = self.post_errors[channel_id].pop(0)
+                # Discord's own 429s come through its proxy; discord.py treats one without Via as
+                # Cloudflare's and does not retry it.
+                return _json(body, status=status, headers={"Via": "1.1 google"} if status == 429 else None)
+            return _json(self._message(data, channel_id))
         return _json({"message": "404: Not Found", "code": 0}, status=404)
 
     def _message(self, data: dict, channel_id: str) -> dict:
@@ -224,6 +232,7 @@ def interaction(kind: int, data: dict, *, interaction_id: str = "7001", message:
     return payload
 
 
-def _json(data: object, status: int = 200) -> web.Response:
+def _json(data: object, status: int = 200, headers: dict | None = None) -> web.Response:
     # Exactly "application/json": discord.py parses a body only when the header says just that.
-    return web.Response(body=json.dumps(data).encode(), status=status, headers={"Content-Type": "application/json"})
+    return web.Response(body=json.dumps(data).encode(), status=status,
+                        headers={"Content-Type": "application/json", **(headers or {})})

@@ -395,7 +395,7 @@ async def test_an_expired_interaction_is_logged_not_raised(mini_bot, caplog):
 async def test_autocomplete_is_registered_and_answers_choices(mini_bot):
     client = client_for(mini_bot)
     commands = {c.name: c.to_dict(client.tree) for c in client.tree.get_commands()}
-    assert set(commands) == {"trend", "ask", "tip"}
+    assert set(commands) == {"trend", "ask", "tip", "subscribe", "unsubscribe", "subscription"}
     (topic,) = commands["trend"]["options"]
     assert topic["name"] == "topic" and topic["autocomplete"] is True and topic["required"] is False
     (question,) = commands["ask"]["options"]
@@ -510,7 +510,8 @@ async def test_guild_flag_syncs_to_that_server_only(mini_bot):
     await client.on_ready()
     (guild,) = sync.calls
     assert guild.id == 123456789012345678
-    assert {c.name for c in client.tree.get_commands(guild=guild)} == {"trend", "ask", "tip"}
+    assert {c.name for c in client.tree.get_commands(guild=guild)} == {"trend", "ask", "tip", "subscribe", "unsubscribe",
+                                                                   "subscription"}
 
 
 async def test_sync_refused_for_the_guild_names_the_flag(mini_bot):
@@ -653,7 +654,7 @@ async def test_real_client_answers_dms_commands_autocomplete_and_buttons(mini_bo
             assert said[0] == "connected to Discord as trendbot (1000) in 0 servers"
             (sync,) = fake.requests("PUT", "/commands")
             assert sync.path == f"/applications/{discord_fake.APP_ID}/commands"
-            assert {c["name"] for c in sync.data} == {"trend", "ask", "tip"}
+            assert {c["name"] for c in sync.data} == {"trend", "ask", "tip", "subscribe", "unsubscribe", "subscription"}
             assert fake.identifies[0]["intents"] == client.intents.value and not client.intents.message_content
 
             # A DM: a reply referencing the question, pinging no one.
