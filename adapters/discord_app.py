@@ -29,6 +29,7 @@ from discord import app_commands
 from adapters.discord_embeds import BUTTON_PREFIX, Message, choices, render
 from adapters.secrets import SecretFilter, SettingsError, read_secret
 from bot.core import Incoming
+from bot.events import emit
 from bot.tips import PostError
 from bot.replies import Reply
 
@@ -342,11 +343,13 @@ class DiscordClient(discord.Client):
             try:
                 await message.channel.send(reference=reference, **send_args(part))
             except discord.Forbidden:
-                log.warning("no permission to answer in channel %s: give trendbot View Channel, Send Messages "
-                            "and Read Message History there", incoming.channel_id)
+                emit("reply_failed", f"no permission to answer in channel {incoming.channel_id}: give trendbot View "
+                     "Channel, Send Messages and Read Message History there", level=logging.WARNING,
+                     platform="discord", channel=incoming.channel_id)
                 return
             except discord.HTTPException as exc:
-                log.warning("could not answer in channel %s: %s %s", incoming.channel_id, exc.status, exc.text)
+                emit("reply_failed", f"could not answer in channel {incoming.channel_id}: {exc.status} {exc.text}",
+                     level=logging.WARNING, platform="discord", channel=incoming.channel_id)
                 return
 
     async def answer_interaction(self, interaction: discord.Interaction) -> None:
@@ -369,7 +372,8 @@ class DiscordClient(discord.Client):
         try:
             await self._respond(interaction, reply, deferred)
         except discord.HTTPException as exc:  # e.g. 10062 Unknown interaction: answered too late
-            log.warning("could not answer an interaction in %s: %s %s", incoming.channel_id, exc.status, exc.text)
+            emit("reply_failed", f"could not answer an interaction in {incoming.channel_id}: {exc.status} {exc.text}",
+                 level=logging.WARNING, platform="discord", channel=incoming.channel_id)
 
     async def topic_choices(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
         """The /trend topic autocomplete: topics matching what was typed so far (fuzzy)."""

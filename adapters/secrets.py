@@ -23,7 +23,7 @@ def read_secret(environ: Mapping[str, str], name: str) -> str:
 
 
 class SecretFilter(logging.Filter):
-    """Replaces the given secrets in log records (message and traceback) with [redacted].
+    """Replaces the given secrets in log records (message, event fields, traceback) with [redacted].
 
     The platform libraries do not log tokens themselves; this is the second line, for anything
     else that might echo one (an exception text, a library's debug dump).
@@ -41,6 +41,9 @@ class SecretFilter(logging.Filter):
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text and any(s in record.exc_text for s in self.secrets):
             record.exc_text = self._redact(record.exc_text)
+        fields = getattr(record, "fields", None)  # an event's fields (bot/events.py)
+        if fields and any(s in str(v) for v in fields.values() for s in self.secrets):
+            record.fields = {k: self._redact(v) if isinstance(v, str) else v for k, v in fields.items()}
         return True
 
     def _redact(self, text: str) -> str:

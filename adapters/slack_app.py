@@ -38,6 +38,7 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 from adapters.slack_blocks import ACTION_PREFIX, render
 from adapters.secrets import SecretFilter, SettingsError, read_secret
 from bot.core import Incoming
+from bot.events import emit
 from bot.replies import Reply
 from bot.store import Store
 from bot.tips import PostError
@@ -367,10 +368,12 @@ class SlackApp:
                 await self.client.chat_postMessage(unfurl_links=False, unfurl_media=False, **args)
         except SlackApiError as exc:
             self.counts["failed"] += 1
-            log.warning("could not post a reply in %s: %s", incoming.channel_id, exc.response.get("error"))
+            emit("reply_failed", f"could not post a reply in {incoming.channel_id}: {exc.response.get('error')}",
+                 level=logging.WARNING, platform="slack", channel=incoming.channel_id)
         except (ClientError, asyncio.TimeoutError) as exc:
             self.counts["failed"] += 1
-            log.warning("could not reach Slack to post a reply in %s: %s", incoming.channel_id, type(exc).__name__)
+            emit("reply_failed", f"could not reach Slack to post a reply in {incoming.channel_id}: "
+                 f"{type(exc).__name__}", level=logging.WARNING, platform="slack", channel=incoming.channel_id)
         else:
             self.counts["answered"] += 1
 
@@ -386,11 +389,13 @@ class SlackApp:
             response = await AsyncWebhookClient(response_url, retry_handlers=retry_handlers()).send_dict(message)
         except (ClientError, asyncio.TimeoutError) as exc:
             self.counts["failed"] += 1
-            log.warning("could not reach Slack's response_url: %s", type(exc).__name__)
+            emit("reply_failed", f"could not reach Slack's response_url: {type(exc).__name__}",
+                 level=logging.WARNING, platform="slack")
             return
         if response.status_code != 200:
             self.counts["failed"] += 1
-            log.warning("Slack's response_url answered %s: %s", response.status_code, response.body[:200])
+            emit("reply_failed", f"Slack's response_url answered {response.status_code}: {response.body[:200]}",
+                 level=logging.WARNING, platform="slack")
         else:
             self.counts["answered"] += 1
 

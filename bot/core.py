@@ -4,12 +4,14 @@ from __future__ import annotations
 import logging
 import random
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from rapidfuzz import fuzz, process
 
 from bot.analysis import Analyzer, clean, fold
+from bot.events import emit
 from bot.knowledge import Faq, Knowledge, Trend
 from bot.replies import Reply, SourceRef, Suggestion
 from bot.retrieval import Document, Field, Index, Results
@@ -103,16 +105,21 @@ class TrendBot:
     # -- entry points ---------------------------------------------------------------------
 
     def handle(self, incoming: Incoming) -> Reply:
-        """Answer one message: a /trend command or a free question."""
+        """Answer one message: a /trend command or a free question. Each answer is an `answer` event."""
+        started = time.perf_counter()
         try:
-            return self._handle(incoming).reply
+            reply = self._handle(incoming).reply
         except Exception:  # the caller gets a reply whatever happens; details go to the log
             log.exception("failed to handle a %s message", incoming.platform)
-            return Reply(
+            reply = Reply(
                 title="Something went wrong",
                 text="I couldn't answer that because of a problem on my side. Please try again.",
                 answered=False, kind="error", private=True,
             )
+        emit("answer", platform=incoming.platform, channel=incoming.channel_id, kind=reply.kind,
+             answered=reply.answered, entry_id=reply.entry_id, score=round(reply.score, 4),
+             latency_ms=round((time.perf_counter() - started) * 1000, 3), text=incoming.text)
+        return reply
 
     def explain(self, incoming: Incoming) -> Decision:
         """Like handle, but also returns how the index read the question (for --explain)."""

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
+from bot.events import emit
 from bot.knowledge import Knowledge, Tip, Trend
 from bot.replies import Reply, SourceRef, Suggestion
 from bot.schedule import (CATCH_UP, DEFAULT_TIME, DEFAULT_ZONE, UTC, Subscription, choose_tip, due,
@@ -191,25 +192,28 @@ class DailyTips:
         if tip is None:
             self.store.release_post(*key)
             return PostResult(*key, None, "no-tips")
+        where = dict(platform=sub.platform, channel=sub.channel_id, tip_id=tip.id)
         try:
             await poster.post(sub.channel_id, tip_post(self.kb, tip))
         except Exception as exc:  # one channel's failure never stops the others
             if not isinstance(exc, PostError):
                 log.exception("posting a tip to %s:%s failed", sub.platform, sub.channel_id)
                 exc = PostError(str(exc) or type(exc).__name__, permanent=False)
-            if not exc.permanent:  # rate limits and outages: the claim goes back, the next tick retries
-                self.store.release_post(*key)
-                log.warning("tip for %s:%s not posted, will retry: %s", sub.platform, sub.channel_id, exc)
+            self.store.release_post(*key)  # the claim goes back: the next tick may retry
+            if not exc.permanent:  # rate limits and outages
+                emit("tip_failed", f"tip for {sub.platform}:{sub.channel_id} not posted, will retry: {exc}",
+                     level=logging.WARNING, permanent=False, **where)
                 return PostResult(*key, tip.id, "failed")
-            self.store.release_post(*key)
             if self.store.record_failure(sub.platform, sub.channel_id, self.deactivate_after):
-                log.warning("daily tips for %s:%s deactivated after %d permanent failures: %s",
-                            sub.platform, sub.channel_id, self.deactivate_after, exc)
+                emit("tip_failed", f"daily tips for {sub.platform}:{sub.channel_id} deactivated after "
+                     f"{self.deactivate_after} permanent failures: {exc}", level=logging.WARNING, permanent=True,
+                     deactivated=True, **where)
                 return PostResult(*key, tip.id, "deactivated")
-            log.warning("tip for %s:%s failed: %s", sub.platform, sub.channel_id, exc)
+            emit("tip_failed", f"tip for {sub.platform}:{sub.channel_id} failed: {exc}", level=logging.WARNING,
+                 permanent=True, **where)
             return PostResult(*key, tip.id, "failed")
         self.store.mark_sent(*key, tip_id=tip.id, now=now.timestamp())
-        log.info("tip %s posted to %s:%s", tip.id, sub.platform, sub.channel_id)
+        emit("tip_posted", f"tip {tip.id} posted to {sub.platform}:{sub.channel_id}", **where)
         return PostResult(*key, tip.id, "sent")
 
     async def run(self, posters: Mapping[str, Poster], stop: asyncio.Event,

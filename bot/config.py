@@ -1,0 +1,246 @@
+"""The settings of a running trendbot: environment variables, optionally a YAML config file.
+
+Every setting has one name, its environment variable; a config file uses the same name in lower
+case without the `TRENDBOT_` prefix (`TRENDBOT_HTTP_PORT` -> `http_port`, `SLACK_API_URL` ->
+`slack_api_url`). The environment wins over the file, the file over the default. Secrets (the
+tokens) come from the environment only, or from a file named by NAME_FILE: a config file that
+holds one is refused. `load` checks everything and lists every problem at once.
+"""
+from __future__ import annotations
+
+import difflib
+import math
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = ["SETTINGS", "Config", "ConfigError", "Setting", "load"]
+
+
+class ConfigError(ValueError):
+    """The settings are not usable; `problems` lists each one, naming the variable and what to do."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+def _choice(*allowed: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        value = text.strip().lower()
+        if value not in allowed:
+            raise ValueError(f"must be one of {', '.join(allowed)}")
+        return value
+    return parse
+
+
+def _port(text: str) -> int:
+    if not text.strip().isdigit() or not 0 <= int(text) <= 65535:
+        raise ValueError("must be a port number from 0 to 65535 (0 picks a free one)")
+    return int(text)
+
+
+def _seconds(limit: float) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise ValueError("must be a number") from None
+        if not math.isfinite(value) or not 0 <= value <= limit:
+            raise ValueError(f"must be between 0 and {limit:g}")
+        return value
+    return parse
+
+
+def _flag(text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("", "0", "false", "no", "off"):
+        return False
+    raise ValueError("must be true or false")
+
+
+def _text(text: str) -> str:
+    return text.strip()
+
+
+def _path(text: str) -> str:
+    return str(Path(text.strip()).expanduser()) if text.strip() else ""
+
+
+def _folder(text: str) -> str:
+    path = _path(text)
+    if path and not Path(path).is_dir():
+        raise ValueError(f"{path} is not a folder")
+    return path
+
+
+def _server_id(text: str) -> int | None:
+    if not text.strip():
+        return None
+    if not text.strip().isdigit() or int(text) <= 0:
+        raise ValueError("must be a Discord server id (digits): enable Developer Mode, right-click the server, "
+                         "Copy Server ID")
+    return int(text)
+
+
+def _user_ids(text: str) -> tuple[str, ...]:
+    ids = tuple(m.strip() for m in text.split(",") if m.strip())
+    if any(not re.fullmatch(r"[UW][A-Z0-9]+", m) for m in ids):
+        raise ValueError("must be a comma-separated list of Slack user ids (U...)")
+    return ids
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting: its environment variable, default, meaning, and how its text is read."""
+
+    name: str
+    default: str
+    help: str
+    parse: Callable[[str], Any] = _text
+    secret: bool = False
+
+    @property
+    def key(self) -> str:
+        """Its name in a config file."""
+        return self.name.lower().removeprefix("trendbot_")
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("TRENDBOT_KNOWLEDGE", "", "knowledge folder; empty: the knowledge shipped with trendbot", _folder),
+    Setting("TRENDBOT_DB", "", "SQLite store (subscriptions, tip history, answered Slack events); "
+            "empty: ~/.local/state/trendbot/trendbot.db", _path),
+    Setting("TRENDBOT_LOG_FORMAT", "text", "text or json (one JSON object per line)", _choice("text", "json")),
+    Setting("TRENDBOT_LOG_LEVEL", "info", "debug, info, warning or error", _choice("debug", "info", "warning", "error")),
+    Setting("TRENDBOT_LOG_QUESTIONS", "false", "true puts the text of questions in the logs (off for privacy)", _flag),
+    Setting("TRENDBOT_HTTP_HOST", "0.0.0.0", "address of the /healthz and /metrics endpoints"),
+    Setting("TRENDBOT_HTTP_PORT", "8080", "port of the /healthz and /metrics endpoints", _port),
+    Setting("TRENDBOT_RELOAD_INTERVAL", "2", "seconds between checks of the knowledge folder for changes; "
+            "0: reload on SIGHUP only", _seconds(3600)),
+    Setting("TRENDBOT_TIPS_CATCH_UP_HOURS", "6", "after downtime, post today's missed tip if at most this many "
+            "hours late", _seconds(23)),
+    Setting("SLACK_BOT_TOKEN", "", "Slack: the Bot User OAuth Token (xoxb-...); set it to run in Slack",
+            secret=True),
+    Setting("SLACK_APP_TOKEN", "", "Slack: an app-level token (xapp-...) for Socket Mode; unset: HTTP mode",
+            secret=True),
+    Setting("SLACK_SIGNING_SECRET", "", "Slack HTTP mode: the app's Signing Secret", secret=True),
+    Setting("SLACK_API_URL", "https://slack.com/api/", "Slack Web API base URL"),
+    Setting("TRENDBOT_SLACK_HOST", "0.0.0.0", "Slack HTTP mode: address for /slack/events"),
+    Setting("TRENDBOT_SLACK_PORT", "3000", "Slack HTTP mode: port for /slack/events", _port),
+    Setting("TRENDBOT_SLACK_MANAGERS", "", "Slack user ids (comma-separated) who may change daily tips in any "
+            "channel", _user_ids),
+    Setting("DISCORD_TOKEN", "", "Discord: the bot token; set it to run in Discord", secret=True),
+    Setting("DISCORD_GUILD_ID", "", "Discord: register the slash commands in this one server only (development)",
+            _server_id),
+)
+_BY_NAME = {s.name: s for s in SETTINGS}
+_BY_KEY = {s.key: s for s in SETTINGS}
+
+
+@dataclass(frozen=True)
+class Config:
+    """The effective settings. `values` holds each one read, `origins` where it came from, and
+    `environ` the merged text of everything (what the platforms' own settings read)."""
+
+    values: Mapping[str, Any]
+    origins: Mapping[str, str]  # environment | NAME_FILE | config file | default
+    environ: Mapping[str, str] = field(repr=False)  # holds the secrets: never in a repr or traceback
+
+    def __getitem__(self, name: str) -> Any:
+        return self.values[name]
+
+    def has(self, name: str) -> bool:
+        """Whether a secret is set (in its variable or through NAME_FILE)."""
+        return self.origins.get(name) not in (None, "default")
+
+    def lines(self) -> list[str]:
+        """The settings as NAME=value lines, secrets masked, each with where it came from."""
+        out = []
+        for s in SETTINGS:
+            origin = self.origins[s.name]
+            if s.secret:
+                shown, origin = ("********", origin) if self.has(s.name) else ("", "not set")
+            else:
+                shown = self.environ.get(s.name, "") if origin != "default" else s.default
+            out.append(f"{s.name}={shown}".ljust(40) + f"  # {origin}")
+        return out
+
+
+def load(environ: Mapping[str, str] = os.environ, path: str | os.PathLike[str] | None = None) -> Config:
+    """Read the settings from `environ` and the YAML file at `path`; ConfigError lists every problem."""
+    problems: list[str] = []
+    merged: dict[str, str] = {}
+    origins: dict[str, str] = {}
+    if path is not None:
+        for name, text in _read_file(Path(path), problems).items():
+            merged[name], origins[name] = text, "config file"
+    for key, text in environ.items():
+        merged[key] = text
+        if key in _BY_NAME:
+            origins[key] = "environment"
+    values: dict[str, Any] = {}
+    for s in SETTINGS:
+        if s.secret:
+            if environ.get(s.name, "").strip():
+                origins[s.name] = "environment"
+            elif environ.get(f"{s.name}_FILE", "").strip():
+                origins[s.name] = f"{s.name}_FILE"
+            else:
+                origins[s.name] = "default"
+            continue
+        origins.setdefault(s.name, "default")
+        text = merged.get(s.name, s.default)
+        if origins[s.name] == "environment" and not text.strip():
+            text = s.default  # an empty variable means "not set", as in a .env file copied whole
+        try:
+            values[s.name] = s.parse(text)
+        except ValueError as exc:
+            problems.append(f"{s.name} ({origins[s.name]}): {exc}")
+    if problems:
+        raise ConfigError(problems)
+    return Config(values, origins, merged)
+
+
+def _read_file(path: Path, problems: list[str]) -> dict[str, str]:
+    """A config file's settings by variable name; its problems go to `problems`."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        problems.append(f"--config {path}: cannot read it ({exc.strerror})")
+        return {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        problems.append(f"--config {path}: not valid YAML{where}")
+        return {}
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        problems.append(f"--config {path}: must be a mapping of settings, e.g. `log_format: json`")
+        return {}
+    out = {}
+    for key, value in data.items():
+        setting = _BY_KEY.get(str(key).lower())
+        if setting is None:
+            close = difflib.get_close_matches(str(key).lower(), _BY_KEY, n=1)
+            hint = f"; did you mean {close[0]}?" if close else ""
+            problems.append(f"--config {path}: unknown setting {str(key)[:60]!r}{hint}")
+        elif setting.secret:
+            problems.append(f"--config {path}: {key} is a secret; secrets come from the environment only "
+                            f"({setting.name} or {setting.name}_FILE), never from a file that may be committed")
+        elif isinstance(value, (dict, list)) and not (setting.name == "TRENDBOT_SLACK_MANAGERS" and isinstance(value, list)):
+            problems.append(f"--config {path}: {key} must be a single value")
+        elif isinstance(value, list):
+            out[setting.name] = ",".join(str(v) for v in value)
+        elif isinstance(value, bool):
+            out[setting.name] = "true" if value else "false"
+        else:
+            out[setting.name] = "" if value is None else str(value)
+    return out
