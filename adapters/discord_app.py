@@ -26,6 +26,7 @@ import aiohttp
 import discord
 from discord import app_commands
 
+from adapters.lifecycle import InFlight
 from adapters.discord_embeds import BUTTON_PREFIX, Message, choices, render
 from adapters.secrets import SecretFilter, SettingsError, read_secret
 from bot.core import Incoming
@@ -259,6 +260,7 @@ class DiscordClient(discord.Client):
             self.tree.add_command(command)
         self.synced = 0  # times the commands were synced (once per start)
         self.readies = 0
+        self.inflight = InFlight()
 
     # -- start-up ------------------------------------------------------------------------------
 
@@ -306,12 +308,14 @@ class DiscordClient(discord.Client):
         if self.application_id:
             self.announce(f"invite it to a server: {invite_url(self.application_id)}")
 
-    async def serve(self) -> None:
-        """Log in, sync commands, connect and run until closed or SIGTERM; bad settings raise SettingsError."""
+    async def serve(self, *, on_sigterm: bool = True) -> None:
+        """Log in, sync commands, connect and run until closed (or SIGTERM); bad settings raise SettingsError."""
         try:
             async with self:
                 try:  # stop cleanly on SIGTERM (docker stop, systemd); only possible in the main thread
-                    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, lambda: asyncio.ensure_future(self.close()))
+                    if on_sigterm:
+                        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM,
+                                                                      lambda: asyncio.ensure_future(self.shutdown()))
                 except (NotImplementedError, RuntimeError, ValueError):
                     pass
                 await self.start(self.settings.token)
@@ -329,14 +333,32 @@ class DiscordClient(discord.Client):
         except (aiohttp.ClientError, OSError, asyncio.TimeoutError, discord.GatewayNotFound) as exc:
             raise SettingsError(f"cannot reach Discord: {type(exc).__name__}") from None
 
+    def connected(self) -> bool:
+        """Whether the gateway session is up (not while it reconnects, nor after close)."""
+        return self.is_ready() and not self.is_closed()
+
+    async def shutdown(self, drain: float = 5.0) -> None:
+        """Answer nothing new, let replies in progress finish (up to `drain` s), then close.
+
+        The connection closes last because discord.py's HTTP session closes with it, and the
+        replies in progress still need it.
+        """
+        if not await self.inflight.drain(drain):
+            log.warning("stopped with %d Discord replies unfinished", self.inflight.count)
+        await self.close()
+
     # -- answering -----------------------------------------------------------------------------
 
     async def on_message(self, message: discord.Message) -> None:
         """Answer a mention or a DM with a reply referencing the question."""
         me = self.user
-        if me is None or not wants_reply(message, me.id):
+        if me is None or not self.inflight.accepting or not wants_reply(message, me.id):
             return
-        incoming = to_incoming(message, bot_id=me.id)
+        with self.inflight.track():
+            await self._answer_message(message, me.id)
+
+    async def _answer_message(self, message: discord.Message, me_id: int) -> None:
+        incoming = to_incoming(message, bot_id=me_id)
         reply = await asyncio.to_thread(self.core.handle, incoming)
         reference = message.to_reference(fail_if_not_exists=False)
         for part in render(reply, embeds=_may_embed(message)):
@@ -354,6 +376,12 @@ class DiscordClient(discord.Client):
 
     async def answer_interaction(self, interaction: discord.Interaction) -> None:
         """Answer a slash command or a suggestion button, deferring when the answer is slow."""
+        if not self.inflight.accepting:
+            return
+        with self.inflight.track():
+            await self._answer_interaction(interaction)
+
+    async def _answer_interaction(self, interaction: discord.Interaction) -> None:
         try:
             incoming = to_incoming(interaction)
         except ValueError as exc:

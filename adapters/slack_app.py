@@ -35,6 +35,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
+from adapters.lifecycle import InFlight
 from adapters.slack_blocks import ACTION_PREFIX, render
 from adapters.secrets import SecretFilter, SettingsError, read_secret
 from bot.core import Incoming
@@ -306,11 +307,16 @@ class SlackApp:
         self.bolt.action(re.compile(f"^{ACTION_PREFIX}"))(self._on_action)
         self._runner: web.AppRunner | None = None
         self._socket = None
+        self.inflight = InFlight()
 
     # -- listeners ---------------------------------------------------------------------------
 
     async def _on_command(self, ack, body: dict) -> None:
         await ack()  # an empty 200 within Slack's 3 s; the answer follows through response_url
+        with self.inflight.track():
+            await self._answer_command(body)
+
+    async def _answer_command(self, body: dict) -> None:
         incoming = to_incoming(body)
         if changes_subscription(incoming.text):
             incoming = replace(incoming, can_manage=await self.can_manage(incoming.user_id, incoming.channel_id))
@@ -319,6 +325,13 @@ class SlackApp:
 
     async def _on_event(self, body: dict) -> None:
         # Events are acknowledged by bolt before this runs (see the class docstring).
+        with self.inflight.track():
+            await self._answer_event(body)
+
+    async def _answer_event(self, body: dict) -> None:
+        if not self.inflight.accepting:  # shutting down: leave it unclaimed for Slack's retry to a running bot
+            log.info("event %s arrived while stopping; left for Slack to retry", body.get("event_id"))
+            return
         if not wants_reply(body):
             self.counts["ignored"] += 1
             return
@@ -335,9 +348,10 @@ class SlackApp:
 
     async def _on_action(self, ack, body: dict) -> None:
         await ack()
-        incoming = to_incoming(body)
-        reply = await asyncio.to_thread(self.bot.handle, incoming)
-        await self._respond(body.get("response_url"), reply, thread_ts=incoming.thread_id)
+        with self.inflight.track():
+            incoming = to_incoming(body)
+            reply = await asyncio.to_thread(self.bot.handle, incoming)
+            await self._respond(body.get("response_url"), reply, thread_ts=incoming.thread_id)
 
     async def can_manage(self, user_id: str, channel_id: str) -> bool:
         """May this person change the channel's daily tips: allow-listed, a workspace admin or owner,
@@ -446,17 +460,30 @@ class SlackApp:
         self._socket = socket
         await socket.connect_async()
 
-    async def stop(self) -> None:
-        """Close the HTTP server or the Socket Mode connection."""
+    async def connected(self) -> bool:
+        """Whether the app can receive: its Socket Mode connection is up, or its HTTP server listens."""
+        if self._socket is not None:
+            return await self._socket.client.is_connected()
+        return self._runner is not None
+
+    async def stop(self, drain: float = 0.0) -> None:
+        """Close the HTTP server or the connection, then let replies in progress finish (up to `drain` s).
+
+        Everything received was acknowledged at once, so what is left to finish is the answers
+        themselves, which go out through the Web API or response_url, not the closed receiver.
+        """
+        self.inflight.closing = True
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
         if self._socket is not None:
             await self._socket.close_async()
             self._socket = None
+        if not await self.inflight.drain(drain):
+            log.warning("stopped with %d Slack replies unfinished", self.inflight.count)
 
-    async def serve(self, announce: Callable[[str], None] = lambda _: None) -> None:
-        """Check the token, start in Socket Mode or HTTP mode, and run until cancelled or SIGTERM."""
+    async def start(self, announce: Callable[[str], None] = lambda _: None) -> None:
+        """Check the token and start in Socket Mode or HTTP mode; SettingsError says what to fix."""
         user_id = await self.check_token()
         if self.settings.socket_mode:
             await self.start_socket_mode()
@@ -468,6 +495,10 @@ class SlackApp:
                 raise SettingsError(f"cannot listen on {self.settings.host}:{self.settings.port} (--host/--port): "
                                     f"{exc.strerror or exc}") from None
             announce(f"listening for Slack on http://{self.settings.host}:{port}{PATH} (HTTP mode) as {user_id}")
+
+    async def serve(self, announce: Callable[[str], None] = lambda _: None) -> None:
+        """Check the token, start in Socket Mode or HTTP mode, and run until cancelled or SIGTERM."""
+        await self.start(announce)
         stop = asyncio.Event()
         try:
             # Stop cleanly on SIGTERM (docker stop, systemd); only possible in the main thread.

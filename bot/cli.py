@@ -1,4 +1,4 @@
-"""The `trendbot` command line: ask, chat, topics, tip, check, eval, tips, slack, discord."""
+"""The `trendbot` command line: ask, chat, topics, tip, check, eval, tips, slack, discord, serve, config."""
 from __future__ import annotations
 
 import argparse
@@ -44,6 +44,13 @@ def _parser() -> argparse.ArgumentParser:
     preview.add_argument("--platform", default="console", choices=("console", "slack", "discord"))
     once = tips_sub.add_parser("run-once", help="post what is due now (or at --now), then exit")
     once.add_argument("--now", metavar="ISO-8601", help="pretend it is this instant, e.g. 2026-05-04T09:00:00+02:00")
+    serve = sub.add_parser("serve", help="run every configured platform, the daily tips, /healthz and /metrics",
+                           description="Runs Slack and/or Discord (whichever tokens are set), the daily-tip "
+                                       "scheduler, and /healthz and /metrics, in one process, until SIGTERM. "
+                                       "Settings: environment variables (see .env.example), optionally a YAML file.")
+    serve.add_argument("--config", metavar="FILE", help="YAML settings file; the environment overrides it")
+    cfg = sub.add_parser("config", help="print the effective settings (secrets masked) and any problems")
+    cfg.add_argument("--config", metavar="FILE", help="YAML settings file; the environment overrides it")
     dc = sub.add_parser("discord", help="run in Discord (DISCORD_TOKEN)",
                         description="The bot token comes from the environment: DISCORD_TOKEN (or DISCORD_TOKEN_FILE).")
     dc.add_argument("--guild", type=_server_id, metavar="SERVER_ID",
@@ -76,6 +83,8 @@ def _main(argv: list[str] | None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     if args.command is None:
         args.command, args.no_color = "chat", False
+    if args.command in ("serve", "config"):
+        return _serve(args)
     try:
         kb = knowledge.load(args.knowledge)
     except knowledge.KnowledgeError as exc:
@@ -242,6 +251,45 @@ def _slack(bot, args) -> int:
     finally:
         store.close()
     return 0
+
+
+def _serve(args) -> int:
+    """`trendbot serve` and `trendbot config`: settings checked with every problem listed at once."""
+    from adapters import serve
+    from bot import config, events
+
+    cfg, problems = config.read(os.environ, args.config)
+    knowledge_dir = args.knowledge or cfg["TRENDBOT_KNOWLEDGE"] or None
+    found, kb, more = serve.check(cfg, knowledge_dir)
+    problems += more
+    if args.command == "config":
+        print("\n".join(cfg.lines()))
+        print(f"# platforms: {', '.join(found) or 'none'}; knowledge: {knowledge_dir or 'shipped'}"
+              + (f" ({sum(kb.counts().values())} entries)" if kb else ""))
+    if problems:
+        print(f"trendbot {args.command}: {len(problems)} problem{'s' if len(problems) > 1 else ''} in the settings:",
+              file=sys.stderr)
+        for problem in problems:
+            print(f"  - {problem}", file=sys.stderr)
+        return 2
+    if args.command == "config":
+        return 0
+    root = logging.getLogger()
+    for handler in root.handlers:
+        handler.setFormatter(events.JsonFormatter() if cfg["TRENDBOT_LOG_FORMAT"] == "json" else events.TextFormatter())
+    root.setLevel(logging.DEBUG if args.verbose else getattr(logging, cfg["TRENDBOT_LOG_LEVEL"].upper()))
+    if not args.verbose:  # the libraries' chatter stays at warnings unless asked for with -v
+        for name in ("discord", "slack_bolt", "slack_sdk", "aiohttp"):
+            logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
+    events.log_questions = cfg["TRENDBOT_LOG_QUESTIONS"]
+    _redact_logs(_secret_filter(serve.secrets_of(found)))
+    return serve.run(cfg, found, kb, knowledge_dir)
+
+
+def _secret_filter(secrets) -> logging.Filter:
+    from adapters.secrets import SecretFilter
+
+    return SecretFilter(secrets)
 
 
 def _redact_logs(secret_filter: logging.Filter) -> None:

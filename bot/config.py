@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-__all__ = ["SETTINGS", "Config", "ConfigError", "Setting", "load"]
+__all__ = ["SETTINGS", "Config", "ConfigError", "Setting", "load", "read"]
 
 
 class ConfigError(ValueError):
@@ -175,6 +175,15 @@ class Config:
 
 def load(environ: Mapping[str, str] = os.environ, path: str | os.PathLike[str] | None = None) -> Config:
     """Read the settings from `environ` and the YAML file at `path`; ConfigError lists every problem."""
+    config, problems = read(environ, path)
+    if problems:
+        raise ConfigError(problems)
+    return config
+
+
+def read(environ: Mapping[str, str] = os.environ,
+         path: str | os.PathLike[str] | None = None) -> tuple[Config, list[str]]:
+    """The settings and their problems; a setting with a problem takes its default, so checks can go on."""
     problems: list[str] = []
     merged: dict[str, str] = {}
     origins: dict[str, str] = {}
@@ -203,9 +212,8 @@ def load(environ: Mapping[str, str] = os.environ, path: str | os.PathLike[str] |
             values[s.name] = s.parse(text)
         except ValueError as exc:
             problems.append(f"{s.name} ({origins[s.name]}): {exc}")
-    if problems:
-        raise ConfigError(problems)
-    return Config(values, origins, merged)
+            values[s.name] = s.parse(s.default)
+    return Config(values, origins, merged), problems
 
 
 def _read_file(path: Path, problems: list[str]) -> dict[str, str]:

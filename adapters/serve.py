@@ -1,0 +1,441 @@
+"""`trendbot serve`: every configured platform, the daily tips, /healthz and /metrics, in one asyncio process.
+
+- Each platform (Slack, Discord) runs under a supervisor: when it fails, the failure is logged
+  and it is restarted with exponential backoff, while the other platforms carry on.
+- The daily-tip scheduler posts through whichever platforms are connected; a post to one that is
+  down is released and retried on a later pass (bot/tips.py).
+- The knowledge folder is watched (and reloaded on SIGHUP); a version that fails validation is
+  rejected and the last good one keeps answering (bot/live.py).
+- SIGTERM or SIGINT stops it within SHUTDOWN_BOUND seconds: platforms stop taking new messages,
+  replies in progress finish, then the connections close.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import logging
+import signal
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from aiohttp import web
+
+from adapters.secrets import SettingsError
+from bot import events, knowledge
+from bot.config import Config
+from bot.core import TrendBot
+from bot.events import emit
+from bot.live import LiveBot, Reloader
+from bot.metrics import CONTENT_TYPE_LATEST, Metrics
+from bot.replies import Reply
+from bot.store import Store, StoreError
+from bot.tips import Poster, PostError
+
+log = logging.getLogger(__name__)
+
+SHUTDOWN_BOUND = 10.0  # seconds from SIGTERM to exit, at most
+DRAIN = 6.0  # of which replies in progress get this long to finish
+BACKOFF = (1.0, 60.0)  # first and longest wait before restarting a failed platform
+STABLE_AFTER = 60.0  # a platform that ran this long before failing starts its backoff over
+
+__all__ = ["Platform", "Service", "check", "platforms_from", "run", "supervise"]
+
+
+class Platform(Protocol):
+    """One chat platform as the service runs it."""
+
+    name: str
+
+    async def start(self) -> None:
+        """Connect (raising if that fails); returns once messages can arrive."""
+
+    async def wait(self) -> None:
+        """Return or raise when the connection has ended for good."""
+
+    async def stop(self, drain: float) -> None:
+        """Take no new messages, give replies in progress `drain` seconds, then disconnect. Idempotent."""
+
+    async def connected(self) -> bool:
+        """Whether messages can arrive now."""
+
+    def poster(self) -> Poster | None:
+        """The daily-tip poster of the current connection, None while there is none."""
+
+
+# -- the platforms ----------------------------------------------------------------------------------
+
+
+class SlackPlatform:
+    """Slack through adapters/slack_app.py; Socket Mode reconnects by itself (slack_sdk)."""
+
+    name = "slack"
+
+    def __init__(self, bot: Any, store: Store, settings: Any):
+        self.bot, self.store, self.settings = bot, store, settings
+        self.app = None
+
+    async def start(self) -> None:
+        from adapters import slack_app
+
+        self.app = slack_app.SlackApp(self.bot, self.store, self.settings)
+        await self.app.start(lambda what: log.info("%s", what))
+
+    async def wait(self) -> None:
+        await asyncio.Event().wait()  # runs until stopped; slack_sdk reconnects a dropped socket itself
+
+    async def stop(self, drain: float) -> None:
+        app, self.app = self.app, None
+        if app is not None:
+            await app.stop(drain)
+
+    async def connected(self) -> bool:
+        return self.app is not None and await self.app.connected()
+
+    def poster(self) -> Poster | None:
+        from adapters import slack_app
+
+        return slack_app.SlackPoster(self.app.client) if self.app is not None else None
+
+
+class DiscordPlatform:
+    """Discord through adapters/discord_app.py; discord.py resumes and reconnects the gateway itself."""
+
+    name = "discord"
+
+    def __init__(self, bot: Any, settings: Any):
+        self.bot, self.settings = bot, settings
+        self.client = None
+        self.task: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        from adapters import discord_app
+
+        self.client = discord_app.DiscordClient(self.bot, self.settings, announce=lambda what: log.info("%s", what))
+        self.task = asyncio.create_task(self.client.serve(on_sigterm=False))
+        while not self.client.connected():
+            done, _ = await asyncio.wait({self.task}, timeout=0.05)
+            if done:
+                self.task.result()  # raises why it ended
+                raise ConnectionError("the Discord connection ended before it was ready")
+
+    async def wait(self) -> None:
+        if self.task is not None:
+            await asyncio.shield(self.task)  # a cancelled wait must not cut the client off mid-reply
+
+    async def stop(self, drain: float) -> None:
+        client, task, self.client, self.task = self.client, self.task, None, None
+        if client is not None:
+            await client.shutdown(drain)
+        if task is not None:
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.wait_for(task, 2.0)
+
+    async def connected(self) -> bool:
+        return self.client is not None and self.client.connected()
+
+    def poster(self) -> Poster | None:
+        from adapters import discord_app
+
+        return discord_app.DiscordPoster(self.client) if self.client is not None else None
+
+
+class LivePoster:
+    """Posts through the platform's current connection; while it has none, the post is retried later."""
+
+    def __init__(self, platform: Platform):
+        self.platform = platform
+
+    async def post(self, channel_id: str, reply: Reply) -> None:
+        poster = self.platform.poster()
+        if poster is None:
+            raise PostError(f"{self.platform.name} is not connected", permanent=False)
+        await poster.post(channel_id, reply)
+
+
+# -- supervision ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Health:
+    """What /healthz reports about one platform."""
+
+    restarts: int = 0
+    last_error: str | None = None
+    since: float = field(default_factory=time.time)
+
+
+async def _until(stop: asyncio.Event, work: Awaitable[object]) -> bool:
+    """Run `work` unless `stop` is set first (then cancel it); True when the work finished."""
+    task = asyncio.ensure_future(work)
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+    if task.done():
+        task.result()
+        return True
+    task.cancel()
+    with contextlib.suppress(BaseException):
+        await task
+    return False
+
+
+def _why(exc: BaseException) -> str:
+    """A failure in one line: our settings errors say what to fix; others give their type and text."""
+    if isinstance(exc, SettingsError):
+        return str(exc)
+    text = str(exc).splitlines()[0][:200] if str(exc) else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+async def supervise(platform: Platform, stop: asyncio.Event, health: Health, *, backoff: tuple[float, float] = BACKOFF,
+                    stable_after: float = STABLE_AFTER, drain: float = DRAIN) -> None:
+    """Keep `platform` running until `stop`: each failure is logged and followed by a restart after a backoff."""
+    loop = asyncio.get_running_loop()
+    delay = backoff[0]
+    while not stop.is_set():
+        began = loop.time()
+        try:
+            if not await _until(stop, platform.start()):
+                break
+            emit("platform_up", f"{platform.name} connected", platform=platform.name)
+            health.last_error, health.since = None, time.time()
+            if not await _until(stop, platform.wait()):
+                break
+            raise ConnectionError("the connection ended")
+        except Exception as exc:
+            if loop.time() - began >= stable_after:
+                delay = backoff[0]
+            health.restarts += 1
+            health.last_error, health.since = _why(exc), time.time()
+            emit("platform_down", f"{platform.name} failed ({health.last_error}); restarting in {delay:g} s",
+                 level=logging.ERROR, platform=platform.name, error=health.last_error, retry_in=delay)
+            with contextlib.suppress(Exception):
+                await platform.stop(0)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+            delay = min(delay * 2, backoff[1])
+    await platform.stop(drain)
+
+
+# -- the service ------------------------------------------------------------------------------------
+
+
+class Service:
+    """The running process: platforms under supervision, the tip scheduler, the knowledge watcher, HTTP."""
+
+    def __init__(self, live: LiveBot, reloader: Reloader, platforms: list[Platform], *, metrics: Metrics | None = None,
+                 http_host: str = "0.0.0.0", http_port: int = 8080, reload_interval: float = 2.0,
+                 backoff: tuple[float, float] = BACKOFF, drain: float = DRAIN):
+        self.live = live
+        self.reloader = reloader
+        self.platforms = platforms
+        self.metrics = metrics or Metrics()
+        self.http_host, self.http_port = http_host, http_port
+        self.reload_interval = reload_interval
+        self.backoff, self.drain = backoff, drain
+        self.health = {p.name: Health() for p in platforms}
+        self.stop = asyncio.Event()
+        self.reload_now = asyncio.Event()
+        self.started = time.time()
+        self.port: int | None = None  # the HTTP port bound (useful with port 0)
+        self.ready = asyncio.Event()  # set once the HTTP endpoints listen
+        self._runner: web.AppRunner | None = None
+
+    # -- running ----------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Run until `self.stop` is set, then shut down within SHUTDOWN_BOUND seconds."""
+        events.add_sink(self.metrics.sink)
+        try:
+            await self._start_http()
+            tasks = [asyncio.create_task(supervise(p, self.stop, self.health[p.name], backoff=self.backoff,
+                                                   drain=self.drain), name=f"supervise-{p.name}")
+                     for p in self.platforms]
+            tips = self.live.tips
+            if tips is not None:
+                posters = {p.name: LivePoster(p) for p in self.platforms}
+                tasks.append(asyncio.create_task(tips.run(posters, self.stop), name="tips"))
+            tasks.append(asyncio.create_task(self._watch(), name="knowledge-watch"))
+            self.ready.set()
+            await self.stop.wait()
+            emit("stopping", "stopping: finishing replies in progress")
+            done, pending = await asyncio.wait(tasks, timeout=SHUTDOWN_BOUND - 1.5)
+            for task in pending:
+                log.warning("%s did not stop in time; cancelled", task.get_name())
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        finally:
+            events.remove_sink(self.metrics.sink)
+            if self._runner is not None:
+                await self._runner.cleanup()
+
+    def install_signals(self) -> None:
+        """SIGTERM and SIGINT stop the service; SIGHUP reloads the knowledge (main thread, Unix only)."""
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signal.SIGTERM, self.stop.set)
+            loop.add_signal_handler(signal.SIGINT, self.stop.set)
+            loop.add_signal_handler(signal.SIGHUP, self.reload_now.set)
+
+    async def _watch(self) -> None:
+        """Reload the knowledge when its files change (every reload_interval s) or on SIGHUP."""
+        while not self.stop.is_set():
+            waits = [asyncio.ensure_future(self.stop.wait()), asyncio.ensure_future(self.reload_now.wait())]
+            try:
+                await asyncio.wait(waits, timeout=self.reload_interval or None, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for w in waits:
+                    w.cancel()
+            if self.stop.is_set():
+                return
+            forced = self.reload_now.is_set()
+            self.reload_now.clear()
+            if forced or self.reload_interval:
+                try:
+                    await asyncio.to_thread(self.reloader.check, forced)
+                except Exception:
+                    log.exception("reloading the knowledge failed; still answering from the last good version")
+
+    # -- HTTP -------------------------------------------------------------------------------
+
+    async def _start_http(self) -> None:
+        app = web.Application()
+        app.router.add_get("/healthz", self._healthz)
+        app.router.add_get("/metrics", self._metrics)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        try:
+            await web.TCPSite(self._runner, self.http_host, self.http_port).start()
+        except OSError as exc:
+            raise SettingsError(f"cannot listen on {self.http_host}:{self.http_port} (TRENDBOT_HTTP_HOST/"
+                                f"TRENDBOT_HTTP_PORT): {exc.strerror or exc}") from None
+        self.port = self._runner.addresses[0][1]
+        log.info("health and metrics on http://%s:%d/healthz and /metrics", self.http_host, self.port)
+
+    async def connected(self) -> dict[str, bool]:
+        """Each platform: connected now or not."""
+        return {p.name: bool(await p.connected()) for p in self.platforms}
+
+    async def report(self) -> tuple[int, dict[str, Any]]:
+        """/healthz: 200 while the knowledge is loaded and a platform is connected, else 503."""
+        up = await self.connected()
+        loaded = self.reloader.loaded
+        platforms = {}
+        for name, ok in up.items():
+            h = self.health[name]
+            platforms[name] = {"connected": ok, "restarts": h.restarts, "last_error": h.last_error,
+                               "since": _iso(h.since)}
+        status = "ok" if up and all(up.values()) else "degraded" if any(up.values()) else "down"
+        body = {
+            "status": status,
+            "uptime_seconds": round(time.time() - self.started, 1),
+            "knowledge": {"loaded": True, "version": loaded.version, "loaded_at": _iso(loaded.loaded_at),
+                          "entries": loaded.counts, "rejected": self.reloader.rejected},
+            "platforms": platforms,
+        }
+        return (200 if status != "down" else 503), body
+
+    async def _healthz(self, request: web.Request) -> web.Response:
+        code, body = await self.report()
+        return web.json_response(body, status=code, dumps=lambda d: json.dumps(d, ensure_ascii=False))
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        text = self.metrics.render(await self.connected(), self.reloader.loaded.counts)
+        return web.Response(body=text, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def _iso(ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).isoformat(timespec="seconds")
+
+
+# -- from settings to a running service -------------------------------------------------------------
+
+
+def platforms_from(config: Config) -> tuple[dict[str, Any], list[str]]:
+    """Each platform whose token is set, with its settings checked: ({name: settings}, problems)."""
+    found: dict[str, Any] = {}
+    problems: list[str] = []
+    if any(config.has(n) for n in ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET")):
+        from adapters import slack_app
+
+        try:
+            found["slack"] = slack_app.Settings.from_env(config.environ, host=config["TRENDBOT_SLACK_HOST"],
+                                                         port=config["TRENDBOT_SLACK_PORT"])
+        except SettingsError as exc:
+            problems.append(f"Slack: {exc}")
+    if config.has("DISCORD_TOKEN"):
+        from adapters import discord_app
+
+        try:
+            found["discord"] = discord_app.Settings.from_env(config.environ, guild_id=config["DISCORD_GUILD_ID"])
+        except SettingsError as exc:
+            problems.append(f"Discord: {exc}")
+    if not found and not problems:
+        problems.append("no platform to run: set SLACK_BOT_TOKEN (and SLACK_APP_TOKEN for Socket Mode or "
+                        "SLACK_SIGNING_SECRET for HTTP mode) to run in Slack, DISCORD_TOKEN to run in Discord, "
+                        "or both")
+    return found, problems
+
+
+def check(config: Config, knowledge_dir: str | None) -> tuple[dict[str, Any], knowledge.Knowledge | None, list[str]]:
+    """Every start-up problem at once: the platforms' settings and the knowledge."""
+    found, problems = platforms_from(config)
+    kb = None
+    try:
+        kb = knowledge.load(knowledge_dir or None)
+    except knowledge.KnowledgeError as exc:
+        problems += [f"knowledge: {p}" for p in exc.problems]
+    return found, kb, problems
+
+
+def secrets_of(found: Mapping[str, Any]) -> tuple[str, ...]:
+    """Every secret in the platforms' settings, for the log filter."""
+    return tuple(s for settings in found.values() for s in settings.secrets)
+
+
+def run(config: Config, found: Mapping[str, Any], kb: knowledge.Knowledge, knowledge_dir: str | None,
+        on_ready: Callable[[Service], None] = lambda _: None) -> int:
+    """Run the service until SIGTERM or SIGINT; 0 after a clean stop, 2 when the store cannot be opened."""
+    try:
+        store = Store(config["TRENDBOT_DB"] or None)
+    except StoreError as exc:
+        log.error("%s", exc)
+        return 2
+    try:
+        bot = TrendBot(kb)
+        bot.enable_tips(store, catch_up=dt.timedelta(hours=config["TRENDBOT_TIPS_CATCH_UP_HOURS"]))
+        live = LiveBot(bot)
+        platforms: list[Platform] = []
+        if "slack" in found:
+            platforms.append(SlackPlatform(live, store, found["slack"]))
+        if "discord" in found:
+            platforms.append(DiscordPlatform(live, found["discord"]))
+
+        async def main() -> None:
+            service = Service(live, Reloader(live, knowledge_dir), platforms, http_host=config["TRENDBOT_HTTP_HOST"],
+                              http_port=config["TRENDBOT_HTTP_PORT"], reload_interval=config["TRENDBOT_RELOAD_INTERVAL"])
+            service.install_signals()
+            runner = asyncio.create_task(service.run())
+            ready = asyncio.create_task(service.ready.wait())
+            await asyncio.wait({runner, ready}, return_when=asyncio.FIRST_COMPLETED)
+            if ready.done():
+                on_ready(service)
+            else:
+                ready.cancel()
+            await runner
+
+        try:
+            asyncio.run(main())
+        except SettingsError as exc:
+            log.error("%s", exc)
+            return 2
+        log.info("stopped")
+        return 0
+    finally:
+        store.close()
