@@ -14,7 +14,7 @@ log = logging.getLogger(__name__)
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="trendbot", description="Answers questions about backend-development trends.")
-    p.add_argument("--knowledge", metavar="DIR", default=os.environ.get("TRENDBOT_KNOWLEDGE"),
+    p.add_argument("--knowledge", metavar="DIR", default=os.environ.get("TRENDBOT_KNOWLEDGE") or None,
                    help="knowledge folder (default: the one shipped with trendbot; env TRENDBOT_KNOWLEDGE)")
     p.add_argument("-v", "--verbose", action="store_true", help="log debug details to stderr")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
