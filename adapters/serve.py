@@ -33,7 +33,7 @@ from bot.live import LiveBot, Reloader
 from bot.metrics import CONTENT_TYPE_LATEST, Metrics
 from bot.replies import Reply
 from bot.store import Store, StoreError
-from bot.tips import Poster, PostError
+from bot.tips import TICK, Poster, PostError
 
 log = logging.getLogger(__name__)
 
@@ -231,14 +231,14 @@ class Service:
 
     def __init__(self, live: LiveBot, reloader: Reloader, platforms: list[Platform], *, metrics: Metrics | None = None,
                  http_host: str = "0.0.0.0", http_port: int = 8080, reload_interval: float = 2.0,
-                 backoff: tuple[float, float] = BACKOFF, drain: float = DRAIN):
+                 backoff: tuple[float, float] = BACKOFF, drain: float = DRAIN, tick: float = TICK):
         self.live = live
         self.reloader = reloader
         self.platforms = platforms
         self.metrics = metrics or Metrics()
         self.http_host, self.http_port = http_host, http_port
         self.reload_interval = reload_interval
-        self.backoff, self.drain = backoff, drain
+        self.backoff, self.drain, self.tick = backoff, drain, tick
         self.health = {p.name: Health() for p in platforms}
         self.stop = asyncio.Event()
         self.reload_now = asyncio.Event()
@@ -260,7 +260,7 @@ class Service:
             tips = self.live.tips
             if tips is not None:
                 posters = {p.name: LivePoster(p) for p in self.platforms}
-                tasks.append(asyncio.create_task(tips.run(posters, self.stop), name="tips"))
+                tasks.append(asyncio.create_task(tips.run(posters, self.stop, tick=self.tick), name="tips"))
             tasks.append(asyncio.create_task(self._watch(), name="knowledge-watch"))
             self.ready.set()
             await self.stop.wait()

@@ -308,6 +308,7 @@ class SlackApp:
         self._runner: web.AppRunner | None = None
         self._socket = None
         self.inflight = InFlight()
+        self.port: int | None = None  # HTTP mode: the port bound once started
 
     # -- listeners ---------------------------------------------------------------------------
 
@@ -494,6 +495,7 @@ class SlackApp:
             except OSError as exc:
                 raise SettingsError(f"cannot listen on {self.settings.host}:{self.settings.port} (--host/--port): "
                                     f"{exc.strerror or exc}") from None
+            self.port = port
             announce(f"listening for Slack on http://{self.settings.host}:{port}{PATH} (HTTP mode) as {user_id}")
 
     async def serve(self, announce: Callable[[str], None] = lambda _: None) -> None:
