@@ -255,36 +255,48 @@ def _pattern(text: str) -> re.Pattern:
     return re.compile(out)
 
 
-def dockerignore() -> list[tuple[bool, re.Pattern]]:
-    """(is an exception `!...`, pattern) for each line of .dockerignore."""
+@dataclass(frozen=True)
+class Rule:
+    """One .dockerignore line."""
+
+    exception: bool  # a `!pattern` line: sends what earlier lines left out
+    text: str
+    regex: re.Pattern
+
+
+def dockerignore() -> list[Rule]:
+    """The rules of .dockerignore, in order."""
     rules = []
     for line in (ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines():
         line = line.strip()
         if line and not line.startswith("#"):
-            rules.append((line.startswith("!"), _pattern(line.lstrip("!").strip())))
+            text = line.lstrip("!").strip()
+            rules.append(Rule(line.startswith("!"), text, _pattern(text)))
     return rules
 
 
-def ignored(rel: str, rules: list[tuple[bool, re.Pattern]]) -> bool:
+def ignored(rel: str, rules: list[Rule]) -> bool:
     """Whether Docker leaves `rel` (a path relative to the context) out, as moby's patternmatcher decides."""
     parts = rel.split("/")
     candidates = ["/".join(parts[:n]) for n in range(len(parts), 0, -1)]  # the path, then its parents
     result = False
-    for exception, rx in rules:
-        if any(rx.fullmatch(c) for c in candidates):
-            result = not exception
+    for rule in rules:
+        if any(rule.regex.fullmatch(c) for c in candidates):
+            result = not rule.exception
     return result
 
 
-def build_context(root: Path, rules) -> list[str]:
+def build_context(root: Path, rules: list[Rule]) -> list[str]:
     """The files under root that `docker build root` sends, relative and sorted."""
-    has_exceptions = any(exc for exc, _ in rules)
+    def may_send_inside(folder: str) -> bool:  # can a `!` line reach below an ignored folder?
+        return any(r.exception and (re.search(r"[*?\[]", r.text) or r.text.lstrip("/").startswith(folder + "/"))
+                   for r in rules)
+
     files = []
     for dirpath, dirnames, filenames in os.walk(root):
         rel_dir = Path(dirpath).relative_to(root).as_posix()
         prefix = "" if rel_dir == "." else rel_dir + "/"
-        # an ignored folder can only hold sent files when some `!` exception could reach inside it
-        dirnames[:] = [d for d in dirnames if has_exceptions or not ignored(prefix + d, rules)]
+        dirnames[:] = [d for d in dirnames if not ignored(prefix + d, rules) or may_send_inside(prefix + d)]
         files += [prefix + f for f in filenames if not ignored(prefix + f, rules)]
     return sorted(files)
 
@@ -319,7 +331,7 @@ def test_the_store_is_in_a_volume_the_user_can_write(runtime):
     assert db and posixpath.isabs(db), "ENV TRENDBOT_DB must put the store at an absolute path"
     volumes = runtime.volumes()
     data = posixpath.dirname(db)
-    (volume,) = [v for v in volumes if data == v or data.startswith(v.rstrip("/") + "/")] or [None]
+    volume = next((v for v in volumes if data == v or data.startswith(v.rstrip("/") + "/")), None)
     assert volume, f"TRENDBOT_DB={db} is not in a VOLUME ({volumes})"
     # Docker copies the image's folder, owner included, into a new named volume; changes made after
     # the VOLUME line are thrown away, so the folder must be made the user's before it.
@@ -344,13 +356,13 @@ def test_ports_healthcheck_and_command(runtime):
 
 
 def test_the_image_installs_the_project_as_the_readme_does(stages, runtime):
-    installs = [(stage, inst, argv, args) for stage in stages for inst in stage.all("RUN")
-                for argv in simple_commands(inst.args) if (args := pip_install_args(argv)) is not None]
+    installs = [(stage, inst, argv) for stage in stages for inst in stage.all("RUN")
+                for argv in simple_commands(inst.args) if pip_install_args(argv) is not None]
     assert len(installs) == 1, f"one pip install in the Dockerfile, found {len(installs)}"
-    stage, run, argv, args = installs[0]
-    readme = [args for argv in readme_docker_commands() if (args := pip_install_args(argv)) is not None]
+    stage, run, argv = installs[0]
+    readme = [pip_install_args(a) for a in readme_docker_commands() if pip_install_args(a) is not None]
     assert readme, f"README.md's {SECTION!r} shows no pip install"
-    assert {tuple(what_is_installed(a)) for a in readme} == {tuple(what_is_installed(args))}
+    assert {tuple(what_is_installed(a)) for a in readme} == {tuple(what_is_installed(pip_install_args(argv)))}
 
     # `.` is the build context: a COPY of it lands in the WORKDIR that pip install runs in
     at = stage.index(run)
@@ -364,7 +376,8 @@ def test_the_image_installs_the_project_as_the_readme_does(stages, runtime):
     venv = posixpath.dirname(posixpath.dirname(pip))
     assert stage is not runtime and posixpath.isabs(pip) and venv != "/", f"{pip}: not a virtualenv's pip"
     made = [a for r in stage.all("RUN") for a in simple_commands(r.args)
-            if re.fullmatch(r"python3?(\.\d+)?", posixpath.basename(a[0])) and a[1:3] == ["-m", "venv"] and a[-1] == venv]
+            if re.fullmatch(r"python3?(\.\d+)?", posixpath.basename(a[0])) and a[1:3] == ["-m", "venv"]
+            and a[-1] == venv]
     assert made, f"the build stage does not create the virtualenv {venv}"
     copied = [c.args.split() for c in runtime.all("COPY") if c.args.startswith("--from=")]
     assert [f"--from={stage.alias or stages.index(stage)}", venv, venv] in copied
@@ -424,7 +437,8 @@ def installed(tmp_path_factory) -> Path:
     (wheel,) = wheels.glob("trendbot-*.whl")
 
     # nothing the wheel is built from was left out of the context
-    build = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["hatch"]["build"]["targets"]["wheel"]
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    build = pyproject["tool"]["hatch"]["build"]["targets"]["wheel"]
     expected = {f"{pkg}/{p.relative_to(ROOT / pkg).as_posix()}" for pkg in build["packages"]
                 for p in (ROOT / pkg).rglob("*.py") if "__pycache__" not in p.parts}
     expected |= {f"{dest}/{p.relative_to(ROOT / src).as_posix()}" for src, dest in build["force-include"].items()
@@ -435,7 +449,7 @@ def installed(tmp_path_factory) -> Path:
     venv = tmp / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True, timeout=120)
     out = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", str(wheel)],
-                         capture_output=True, text=True, timeout=900)
+                         check=False, capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stderr
     return venv
 
@@ -449,7 +463,7 @@ def test_the_image_command_serves_and_stops_from_the_installed_wheel(installed, 
 
     def move(value: str) -> str:
         for image_path, local in moves.items():
-            value = re.sub(rf"(?:^|(?<=[:=])){re.escape(image_path)}(?=/|:|$)", lambda _: local, value)
+            value = re.sub(rf"(?:^|(?<=[:=])){re.escape(image_path)}(?=/|:|$)", lambda _, to=local: to, value)
         return value
 
     http_port, slack_port = _free_port(), _free_port()
@@ -484,9 +498,10 @@ def test_the_image_command_serves_and_stops_from_the_installed_wheel(installed, 
             assert [c.status for c in fake.calls if c.method == "auth.test"][:1] == [200]  # the fake it was given
             assert post(slack_port, b"{}", "application/json")[0] == 401  # Slack's HTTP mode: unsigned is refused
 
-            options, check = healthcheck(runtime)
+            options, probe_cmd = healthcheck(runtime)
             timeout = seconds(options.get("timeout", "30s"))
-            probe = subprocess.run(check, cwd=work, env=env, capture_output=True, text=True, timeout=timeout)
+            probe = subprocess.run(probe_cmd, check=False, cwd=work, env=env, capture_output=True, text=True,
+                                   timeout=timeout)
             assert probe.returncode == 0, probe.stderr
 
             proc.send_signal(signal.SIGTERM)
@@ -497,7 +512,15 @@ def test_the_image_command_serves_and_stops_from_the_installed_wheel(installed, 
                 proc.wait()
 
     # the same health check fails once nothing answers
-    probe = subprocess.run(check, cwd=work, env=env, capture_output=True, text=True, timeout=timeout)
-    assert probe.returncode != 0
+    probe = subprocess.run(probe_cmd, check=False, cwd=work, env=env, capture_output=True, text=True, timeout=timeout)
+    assert probe.returncode != 0, "the HEALTHCHECK passes with nothing listening on TRENDBOT_HTTP_PORT"
     output = logs.read_text(errors="replace")
     assert BOT_TOKEN not in output and SIGNING_SECRET not in output
+    lines = [line for line in output.splitlines() if line.strip()]
+    assert lines, "the process logged nothing"
+    for line in lines:  # TRENDBOT_LOG_FORMAT=json from the image: every line is one JSON object
+        try:
+            record = json.loads(line)
+        except ValueError:
+            record = None
+        assert isinstance(record, dict), f"not a JSON log line: {line}"
