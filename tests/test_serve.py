@@ -382,3 +382,45 @@ def test_a_rejected_discord_token_leaves_slack_answering(tmp_path):
         finally:
             log = p.close()
     assert discord_fake.TOKEN not in log and BOT_TOKEN not in log
+
+
+async def test_the_knowledge_folder_is_watched(tipbot, tmp_path):
+    from tests.test_reload import add_faq
+
+    folder = tmp_path / "knowledge"
+    shutil.copytree(MINI, folder)
+    live = LiveBot(tipbot)
+    service = serve.Service(live, Reloader(live, folder), [StubPlatform("slack")], http_host="127.0.0.1",
+                            http_port=0, reload_interval=0.05)
+    running = asyncio.create_task(service.run())
+    try:
+        await service.ready.wait()
+        add_faq(folder)
+        await until(lambda: live.handle(Incoming("webassembly edge runtime")).entry_id == "wasm-edge", timeout=10)
+    finally:
+        service.stop.set()
+        await asyncio.wait_for(running, serve.SHUTDOWN_BOUND)
+
+
+async def test_discord_shutdown_lets_the_answer_in_progress_finish_before_closing(mini_bot):
+    from tests.test_discord_handlers import Interaction, client_for, command
+
+    slow = SlowBot(mini_bot)
+    client = client_for(slow)
+    closed: list[int] = []
+
+    async def close() -> None:
+        closed.append(len(interaction.calls))
+
+    client.close = close
+    interaction = Interaction(command("ask", question="is serverless cheaper?"))
+    answering = asyncio.create_task(client.answer_interaction(interaction))
+    assert await asyncio.to_thread(slow.entered.wait, 5)
+    stopping = asyncio.create_task(client.shutdown(drain=5))
+    await asyncio.sleep(0.2)
+    assert not stopping.done() and not closed
+    late = Interaction(command("ask", question="k8s"))
+    await client.answer_interaction(late)  # arrives while stopping: not taken
+    slow.release.set()
+    await asyncio.wait_for(asyncio.gather(answering, stopping), 5)
+    assert closed == [1] and not late.calls  # answered first, closed after
