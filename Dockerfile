@@ -21,7 +21,7 @@ COPY . .
 
 # The README's install step, `pip install .`. It builds the wheel, and the wheel carries the knowledge
 # base as bot/_knowledge (pyproject force-includes knowledge/), so the image needs no other copy of it.
-# Every dependency ships manylinux wheels for CPython 3.11, so no compiler is needed.
+# Every dependency ships binary wheels for CPython 3.11 on x86-64 and arm64 Linux: no compiler needed.
 # --no-cache-dir: a pip cache would only make this layer bigger.
 RUN /opt/venv/bin/pip install --no-cache-dir .
 
@@ -31,9 +31,8 @@ FROM python:3.11-slim
 # A fixed, numeric, unprivileged user: files in the volume keep their owner across rebuilds, and
 # Kubernetes' runAsNonRoot can check a numeric USER. /data is created here, owned by that user and
 # before the VOLUME line, so a new named volume mounted there starts out writable by it.
-RUN groupadd --system --gid 10001 trendbot \
- && useradd --system --uid 10001 --gid trendbot --no-create-home --home-dir /nonexistent \
-        --shell /usr/sbin/nologin trendbot \
+RUN groupadd --gid 10001 trendbot \
+ && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin trendbot \
  && install -d -o trendbot -g trendbot -m 0750 /data
 
 # Owned by root and so read-only to the bot; pip compiled the bytecode at install time.
@@ -41,8 +40,8 @@ COPY --from=build /opt/venv /opt/venv
 
 # PATH: `trendbot` and `python` are the virtualenv's. TRENDBOT_DB: the store (daily-tip subscriptions,
 # answered Slack events) lives in the volume and survives a new container. TRENDBOT_LOG_FORMAT=json:
-# logs as JSON, for log collectors. PYTHONUNBUFFERED: output reaches `docker logs` at
-# once. PYTHONDONTWRITEBYTECODE: the virtualenv is not writable for the bot anyway.
+# logs as JSON, for log collectors. PYTHONUNBUFFERED: output reaches `docker logs` at once.
+# PYTHONDONTWRITEBYTECODE: the virtualenv is not writable for the bot anyway.
 ENV PATH=/opt/venv/bin:$PATH \
     TRENDBOT_DB=/data/trendbot.db \
     TRENDBOT_LOG_FORMAT=json \
