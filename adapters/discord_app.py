@@ -261,6 +261,7 @@ class DiscordClient(discord.Client):
         self.synced = 0  # times the commands were synced (once per start)
         self.readies = 0
         self.inflight = InFlight()
+        self._session_up = False  # READY or RESUMED seen since the last disconnect
 
     # -- start-up ------------------------------------------------------------------------------
 
@@ -297,6 +298,7 @@ class DiscordClient(discord.Client):
 
     async def on_ready(self) -> None:
         """Announce the first connection; later ones are reconnects and change nothing."""
+        self._session_up = True
         self.readies += 1
         if self.readies > 1:
             log.info("reconnected to Discord (ready #%d); commands were synced at start", self.readies)
@@ -334,8 +336,16 @@ class DiscordClient(discord.Client):
             raise SettingsError(f"cannot reach Discord: {type(exc).__name__}") from None
 
     def connected(self) -> bool:
-        """Whether the gateway session is up (not while it reconnects, nor after close)."""
-        return self.is_ready() and not self.is_closed()
+        """Whether the gateway session is up: not while it reconnects (discord.py keeps is_ready() then), nor after close."""
+        return self._session_up and not self.is_closed()
+
+    async def on_disconnect(self) -> None:
+        """The gateway connection dropped; discord.py reconnects by itself."""
+        self._session_up = False
+
+    async def on_resumed(self) -> None:
+        """A dropped session was resumed."""
+        self._session_up = True
 
     async def shutdown(self, drain: float = 5.0) -> None:
         """Answer nothing new, let replies in progress finish (up to `drain` s), then close.

@@ -16,7 +16,9 @@ import contextlib
 import datetime as dt
 import json
 import logging
+import os
 import signal
+import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -31,9 +33,8 @@ from bot.core import TrendBot
 from bot.events import emit
 from bot.live import LiveBot, Reloader
 from bot.metrics import CONTENT_TYPE_LATEST, Metrics
-from bot.replies import Reply
 from bot.store import Store, StoreError
-from bot.tips import TICK, Poster, PostError
+from bot.tips import TICK, Poster
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +42,10 @@ SHUTDOWN_BOUND = 10.0  # seconds from SIGTERM to exit, at most
 DRAIN = 6.0  # of which replies in progress get this long to finish
 BACKOFF = (1.0, 60.0)  # first and longest wait before restarting a failed platform
 STABLE_AFTER = 60.0  # a platform that ran this long before failing starts its backoff over
+DOWN_AFTER = 60.0  # a connection its library has not brought back within this long is restarted
+CHECK_EVERY = 1.0  # seconds between looks at a platform's connection
 
-__all__ = ["Platform", "Service", "check", "platforms_from", "run", "supervise"]
+__all__ = ["LivePosters", "Platform", "Service", "check", "platforms_from", "run", "supervise"]
 
 
 class Platform(Protocol):
@@ -143,17 +146,24 @@ class DiscordPlatform:
         return discord_app.DiscordPoster(self.client) if self.client is not None else None
 
 
-class LivePoster:
-    """Posts through the platform's current connection; while it has none, the post is retried later."""
+class LivePosters(Mapping[str, Poster]):
+    """The scheduler's posters: each platform's current one. A platform not started has none, so its
+    due tips are left unclaimed (no error) and go out on a later pass, once it is up."""
 
-    def __init__(self, platform: Platform):
-        self.platform = platform
+    def __init__(self, platforms: list[Platform]):
+        self.platforms = {p.name: p for p in platforms}
 
-    async def post(self, channel_id: str, reply: Reply) -> None:
-        poster = self.platform.poster()
+    def __getitem__(self, name: str) -> Poster:
+        poster = self.platforms[name].poster()
         if poster is None:
-            raise PostError(f"{self.platform.name} is not connected", permanent=False)
-        await poster.post(channel_id, reply)
+            raise KeyError(name)
+        return poster
+
+    def __iter__(self):
+        return iter(self.platforms)
+
+    def __len__(self) -> int:
+        return len(self.platforms)
 
 
 # -- supervision ------------------------------------------------------------------------------------
@@ -180,8 +190,7 @@ async def _until(stop: asyncio.Event, work: Awaitable[object]) -> bool:
         task.result()
         return True
     task.cancel()
-    with contextlib.suppress(BaseException):
-        await task
+    await asyncio.wait({task})  # its CancelledError stays in it; ours, if we are cancelled, propagates
     return False
 
 
@@ -193,8 +202,30 @@ def _why(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+async def _hold(platform: Platform, down_after: float, every: float) -> None:
+    """Raise when the platform's connection ends, or stays down for `down_after` seconds."""
+    loop = asyncio.get_running_loop()
+    ended = asyncio.ensure_future(platform.wait())
+    down_since: float | None = None
+    try:
+        while True:
+            done, _ = await asyncio.wait({ended}, timeout=every)
+            if done:
+                ended.result()
+                raise ConnectionError("the connection ended")
+            if await platform.connected():
+                down_since = None
+            elif down_since is None:
+                down_since = loop.time()
+            elif loop.time() - down_since >= down_after:
+                raise ConnectionError(f"not connected for {down_after:g} s")
+    finally:
+        ended.cancel()
+
+
 async def supervise(platform: Platform, stop: asyncio.Event, health: Health, *, backoff: tuple[float, float] = BACKOFF,
-                    stable_after: float = STABLE_AFTER, drain: float = DRAIN) -> None:
+                    stable_after: float = STABLE_AFTER, drain: float = DRAIN, down_after: float = DOWN_AFTER,
+                    check_every: float = CHECK_EVERY) -> None:
     """Keep `platform` running until `stop`: each failure is logged and followed by a restart after a backoff."""
     loop = asyncio.get_running_loop()
     delay = backoff[0]
@@ -205,7 +236,7 @@ async def supervise(platform: Platform, stop: asyncio.Event, health: Health, *, 
                 break
             emit("platform_up", f"{platform.name} connected", platform=platform.name)
             health.last_error, health.since = None, time.time()
-            if not await _until(stop, platform.wait()):
+            if not await _until(stop, _hold(platform, down_after, check_every)):
                 break
             raise ConnectionError("the connection ended")
         except Exception as exc:
@@ -231,7 +262,8 @@ class Service:
 
     def __init__(self, live: LiveBot, reloader: Reloader, platforms: list[Platform], *, metrics: Metrics | None = None,
                  http_host: str = "0.0.0.0", http_port: int = 8080, reload_interval: float = 2.0,
-                 backoff: tuple[float, float] = BACKOFF, drain: float = DRAIN, tick: float = TICK):
+                 backoff: tuple[float, float] = BACKOFF, drain: float = DRAIN, tick: float = TICK,
+                 down_after: float = DOWN_AFTER, check_every: float = CHECK_EVERY):
         self.live = live
         self.reloader = reloader
         self.platforms = platforms
@@ -239,6 +271,7 @@ class Service:
         self.http_host, self.http_port = http_host, http_port
         self.reload_interval = reload_interval
         self.backoff, self.drain, self.tick = backoff, drain, tick
+        self.down_after, self.check_every = down_after, check_every
         self.health = {p.name: Health() for p in platforms}
         self.stop = asyncio.Event()
         self.reload_now = asyncio.Event()
@@ -255,25 +288,29 @@ class Service:
         try:
             await self._start_http()
             tasks = [asyncio.create_task(supervise(p, self.stop, self.health[p.name], backoff=self.backoff,
-                                                   drain=self.drain), name=f"supervise-{p.name}")
+                                                   drain=self.drain, down_after=self.down_after,
+                                                   check_every=self.check_every), name=f"supervise-{p.name}")
                      for p in self.platforms]
             tips = self.live.tips
             if tips is not None:
-                posters = {p.name: LivePoster(p) for p in self.platforms}
-                tasks.append(asyncio.create_task(tips.run(posters, self.stop, tick=self.tick), name="tips"))
+                tasks.append(asyncio.create_task(tips.run(LivePosters(self.platforms), self.stop, tick=self.tick),
+                                                 name="tips"))
             tasks.append(asyncio.create_task(self._watch(), name="knowledge-watch"))
             self.ready.set()
             await self.stop.wait()
             emit("stopping", "stopping: finishing replies in progress")
-            done, pending = await asyncio.wait(tasks, timeout=SHUTDOWN_BOUND - 1.5)
+            # Every step of the shutdown shares one deadline, a little inside the bound.
+            deadline = asyncio.get_running_loop().time() + SHUTDOWN_BOUND - 1.0
+            done, pending = await asyncio.wait(tasks, timeout=SHUTDOWN_BOUND - 2.0)
             for task in pending:
                 log.warning("%s did not stop in time; cancelled", task.get_name())
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            if pending:
+                await asyncio.wait(pending, timeout=max(0.1, deadline - asyncio.get_running_loop().time() - 0.5))
         finally:
             events.remove_sink(self.metrics.sink)
             if self._runner is not None:
-                await self._runner.cleanup()
+                await self._runner.cleanup()  # shutdown_timeout bounds a client that never finishes
 
     def install_signals(self) -> None:
         """SIGTERM and SIGINT stop the service; SIGHUP reloads the knowledge (main thread, Unix only)."""
@@ -308,7 +345,7 @@ class Service:
         app = web.Application()
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/metrics", self._metrics)
-        self._runner = web.AppRunner(app, access_log=None)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
         try:
             await web.TCPSite(self._runner, self.http_host, self.http_port).start()
@@ -350,6 +387,21 @@ class Service:
         return web.Response(body=text, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
+async def _watchdog(stop: asyncio.Event, timers: list[threading.Timer]) -> None:
+    """Once stopping, end the process at SHUTDOWN_BOUND whatever still runs (a worker thread deep in a reload)."""
+    await stop.wait()
+
+    def force() -> None:
+        log.error("shutdown took longer than %g s; exiting now", SHUTDOWN_BOUND)
+        logging.shutdown()
+        os._exit(1)
+
+    timer = threading.Timer(SHUTDOWN_BOUND - 0.2, force)
+    timer.daemon = True
+    timer.start()
+    timers.append(timer)
+
+
 def _iso(ts: float) -> str:
     return dt.datetime.fromtimestamp(ts, dt.timezone.utc).isoformat(timespec="seconds")
 
@@ -376,6 +428,10 @@ def platforms_from(config: Config) -> tuple[dict[str, Any], list[str]]:
             found["discord"] = discord_app.Settings.from_env(config.environ, guild_id=config["DISCORD_GUILD_ID"])
         except SettingsError as exc:
             problems.append(f"Discord: {exc}")
+    slack = found.get("slack")
+    if slack is not None and not slack.socket_mode and slack.port and slack.port == config["TRENDBOT_HTTP_PORT"]:
+        problems.append(f"TRENDBOT_SLACK_PORT and TRENDBOT_HTTP_PORT are both {slack.port}: Slack's HTTP mode and "
+                        "/healthz need ports of their own")
     if not found and not problems:
         problems.append("no platform to run: set SLACK_BOT_TOKEN (and SLACK_APP_TOKEN for Socket Mode or "
                         "SLACK_SIGNING_SECRET for HTTP mode) to run in Slack, DISCORD_TOKEN to run in Discord, "
@@ -421,6 +477,7 @@ def run(config: Config, found: Mapping[str, Any], kb: knowledge.Knowledge, knowl
             service = Service(live, Reloader(live, knowledge_dir), platforms, http_host=config["TRENDBOT_HTTP_HOST"],
                               http_port=config["TRENDBOT_HTTP_PORT"], reload_interval=config["TRENDBOT_RELOAD_INTERVAL"])
             service.install_signals()
+            asyncio.create_task(_watchdog(service.stop, timers))
             runner = asyncio.create_task(service.run())
             ready = asyncio.create_task(service.ready.wait())
             await asyncio.wait({runner, ready}, return_when=asyncio.FIRST_COMPLETED)
@@ -430,11 +487,15 @@ def run(config: Config, found: Mapping[str, Any], kb: knowledge.Knowledge, knowl
                 ready.cancel()
             await runner
 
+        timers: list[threading.Timer] = []
         try:
             asyncio.run(main())
         except SettingsError as exc:
             log.error("%s", exc)
             return 2
+        finally:
+            for timer in timers:
+                timer.cancel()
         log.info("stopped")
         return 0
     finally:

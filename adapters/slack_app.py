@@ -294,7 +294,7 @@ class SlackApp:
         self.settings = settings
         self.counts: Counter[str] = Counter()  # answered / duplicate / ignored / failed, for tests and logs
         self.bolt = AsyncApp(token=settings.bot_token, signing_secret=settings.signing_secret,
-                             process_before_response=False, name="trendbot")
+                             process_before_response=False, name="trendbot-slack")
         # Point bolt's own client at SLACK_API_URL with our retry handlers. Handing AsyncApp a
         # client of ours instead makes it warn on every start, as it also reads SLACK_BOT_TOKEN
         # from the environment and then ignores it.
@@ -330,9 +330,6 @@ class SlackApp:
             await self._answer_event(body)
 
     async def _answer_event(self, body: dict) -> None:
-        if not self.inflight.accepting:  # shutting down: leave it unclaimed for Slack's retry to a running bot
-            log.info("event %s arrived while stopping; left for Slack to retry", body.get("event_id"))
-            return
         if not wants_reply(body):
             self.counts["ignored"] += 1
             return
@@ -431,7 +428,8 @@ class SlackApp:
         """Serve POST /slack/events (events, commands, interactivity); returns the bound port."""
         app = web.Application()
         app.router.add_post(PATH, self._http)
-        self._runner = web.AppRunner(app, access_log=None)
+        # A client that never finishes its request must not hold up a shutdown (aiohttp waits 60 s).
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.settings.host if host is None else host,
                            self.settings.port if port is None else port)
@@ -480,6 +478,8 @@ class SlackApp:
         if self._socket is not None:
             await self._socket.close_async()
             self._socket = None
+        if drain:
+            await asyncio.sleep(0.05)  # listeners bolt has scheduled but not yet started get to count themselves
         if not await self.inflight.drain(drain):
             log.warning("stopped with %d Slack replies unfinished", self.inflight.count)
 

@@ -14,7 +14,8 @@ log = logging.getLogger(__name__)
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="trendbot", description="Answers questions about backend-development trends.")
-    p.add_argument("--knowledge", metavar="DIR", default=os.environ.get("TRENDBOT_KNOWLEDGE") or None,
+    p.add_argument("--knowledge", metavar="DIR",
+                   default=os.path.expanduser(os.environ.get("TRENDBOT_KNOWLEDGE", "")) or None,
                    help="knowledge folder (default: the one shipped with trendbot; env TRENDBOT_KNOWLEDGE)")
     p.add_argument("-v", "--verbose", action="store_true", help="log debug details to stderr")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
@@ -262,6 +263,13 @@ def _serve(args) -> int:
     knowledge_dir = args.knowledge or cfg["TRENDBOT_KNOWLEDGE"] or None
     found, kb, more = serve.check(cfg, knowledge_dir)
     problems += more
+    if args.command == "serve":
+        from bot.store import Store, StoreError
+
+        try:  # the store too, so that a path it cannot use is reported with the rest
+            Store(cfg["TRENDBOT_DB"] or None).close()
+        except StoreError as exc:
+            problems.append(str(exc))
     if args.command == "config":
         print("\n".join(cfg.lines()))
         print(f"# platforms: {', '.join(found) or 'none'}; knowledge: {knowledge_dir or 'shipped'}"

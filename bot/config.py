@@ -45,14 +45,15 @@ def _port(text: str) -> int:
     return int(text)
 
 
-def _seconds(limit: float) -> Callable[[str], float]:
+def _seconds(limit: float, least: float = 0.0) -> Callable[[str], float]:
     def parse(text: str) -> float:
         try:
             value = float(text)
         except ValueError:
             raise ValueError("must be a number") from None
-        if not math.isfinite(value) or not 0 <= value <= limit:
-            raise ValueError(f"must be between 0 and {limit:g}")
+        if not math.isfinite(value) or not 0 <= value <= limit or 0 < value < least:
+            raise ValueError(f"must be 0 or between {least:g} and {limit:g}" if least else
+                             f"must be between 0 and {limit:g}")
         return value
     return parse
 
@@ -123,7 +124,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("TRENDBOT_HTTP_HOST", "0.0.0.0", "address of the /healthz and /metrics endpoints"),
     Setting("TRENDBOT_HTTP_PORT", "8080", "port of the /healthz and /metrics endpoints", _port),
     Setting("TRENDBOT_RELOAD_INTERVAL", "2", "seconds between checks of the knowledge folder for changes; "
-            "0: reload on SIGHUP only", _seconds(3600)),
+            "0: reload on SIGHUP only", _seconds(3600, least=0.5)),
     Setting("TRENDBOT_TIPS_CATCH_UP_HOURS", "6", "after downtime, post today's missed tip if at most this many "
             "hours late", _seconds(23)),
     Setting("SLACK_BOT_TOKEN", "", "Slack: the Bot User OAuth Token (xoxb-...); set it to run in Slack",
@@ -168,7 +169,9 @@ class Config:
             if s.secret:
                 shown, origin = ("********", origin) if self.has(s.name) else ("", "not set")
             else:
-                shown = self.environ.get(s.name, "") if origin != "default" else s.default
+                value = self.values[s.name]
+                shown = ",".join(value) if isinstance(value, tuple) else str(value).lower() if isinstance(
+                    value, bool) else "" if value is None else str(value)
             out.append(f"{s.name}={shown}".ljust(40) + f"  # {origin}")
         return out
 
@@ -191,6 +194,8 @@ def read(environ: Mapping[str, str] = os.environ,
         for name, text in _read_file(Path(path), problems).items():
             merged[name], origins[name] = text, "config file"
     for key, text in environ.items():
+        if key in _BY_NAME and not text.strip():
+            continue  # an empty variable means "not set" (a whole .env file copied in), so the file or default stands
         merged[key] = text
         if key in _BY_NAME:
             origins[key] = "environment"
@@ -206,8 +211,6 @@ def read(environ: Mapping[str, str] = os.environ,
             continue
         origins.setdefault(s.name, "default")
         text = merged.get(s.name, s.default)
-        if origins[s.name] == "environment" and not text.strip():
-            text = s.default  # an empty variable means "not set", as in a .env file copied whole
         try:
             values[s.name] = s.parse(text)
         except ValueError as exc:

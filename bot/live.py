@@ -40,7 +40,7 @@ class LiveBot:
         old = self.current
         if old.tips is not None:
             bot.tips = old.tips
-            bot.tips.kb, bot.tips.find_topic = bot.kb, bot.find_topic
+            bot.tips.use(bot.kb, bot.find_topic)
         self.current = bot
 
     def __getattr__(self, name: str) -> Any:  # kb, tips, find_topic, topics, tip, ...

@@ -77,13 +77,26 @@ class DailyTips:
                  clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(UTC),
                  catch_up: dt.timedelta = CATCH_UP, claim_timeout: dt.timedelta = CLAIM_TIMEOUT,
                  deactivate_after: int = DEACTIVATE_AFTER):
-        self.kb = kb
+        self._knowledge = (kb, find_topic)  # one tuple, so a reload swaps both at once (use())
         self._store = store
-        self.find_topic = find_topic
         self.clock = clock
         self.catch_up = catch_up
         self.claim_timeout = claim_timeout
         self.deactivate_after = deactivate_after
+
+    @property
+    def kb(self) -> Knowledge:
+        """The knowledge tips are drawn from."""
+        return self._knowledge[0]
+
+    @property
+    def find_topic(self) -> Callable[[str], Trend | None]:
+        """How a topic name is read (the bot's)."""
+        return self._knowledge[1]
+
+    def use(self, kb: Knowledge, find_topic: Callable[[str], Trend | None]) -> None:
+        """Draw from reloaded knowledge from now on; a post in progress finishes on the knowledge it began with."""
+        self._knowledge = (kb, find_topic)
 
     @property
     def store(self) -> Store:
@@ -159,21 +172,25 @@ class DailyTips:
 
     # -- posting ------------------------------------------------------------------------------
 
-    def pool(self, topics: tuple[str, ...] | list[str]) -> list[str]:
+    def pool(self, topics: tuple[str, ...] | list[str], kb: Knowledge | None = None) -> list[str]:
         """Tip ids a subscription draws from: all, or those of its topics."""
-        return [t.id for t in self.kb.tips.values() if not topics or t.trend in topics]
+        return [t.id for t in (kb or self.kb).tips.values() if not topics or t.trend in topics]
 
-    def next_tip(self, sub: Subscription) -> Tip | None:
+    def next_tip(self, sub: Subscription, kb: Knowledge | None = None) -> Tip | None:
         """The tip the channel gets next (none repeats until all eligible ones were posted)."""
+        kb = kb or self.kb
         history = [tip for _, tip in self.store.sent_tips(sub.platform, sub.channel_id)]
-        tip_id = choose_tip(self.pool(sub.topics), history, f"{sub.platform}:{sub.channel_id}")
-        return self.kb.tips.get(tip_id) if tip_id else None
+        tip_id = choose_tip(self.pool(sub.topics, kb), history, f"{sub.platform}:{sub.channel_id}")
+        return kb.tips.get(tip_id) if tip_id else None
 
-    async def run_once(self, posters: Mapping[str, Poster], now: dt.datetime | None = None) -> list[PostResult]:
-        """Post every tip due at `now` (default: the clock) through the platform's poster."""
+    async def run_once(self, posters: Mapping[str, Poster], now: dt.datetime | None = None,
+                       stop: asyncio.Event | None = None) -> list[PostResult]:
+        """Post every tip due at `now` (default: the clock) through the platform's poster, until `stop` is set."""
         now = now or self.clock()
         results = []
         for sub in self.store.subscriptions():
+            if stop is not None and stop.is_set():
+                break
             day = due(sub, now, self.catch_up)
             if day is None or self.store.posted_on(sub.platform, sub.channel_id, day.isoformat()):
                 continue
@@ -188,13 +205,17 @@ class DailyTips:
         key = (sub.platform, sub.channel_id, day)
         if not self.store.claim_post(*key, now=now.timestamp(), stale_after=self.claim_timeout.total_seconds()):
             return PostResult(*key, None, "claimed-elsewhere")
-        tip = self.next_tip(sub)
+        kb = self.kb
+        tip = self.next_tip(sub, kb)
         if tip is None:
             self.store.release_post(*key)
             return PostResult(*key, None, "no-tips")
         where = dict(platform=sub.platform, channel=sub.channel_id, tip_id=tip.id)
         try:
-            await poster.post(sub.channel_id, tip_post(self.kb, tip))
+            await poster.post(sub.channel_id, tip_post(kb, tip))
+        except asyncio.CancelledError:  # stopped mid-post: the claim goes back rather than wait out its timeout
+            self.store.release_post(*key)
+            raise
         except Exception as exc:  # one channel's failure never stops the others
             if not isinstance(exc, PostError):
                 log.exception("posting a tip to %s:%s failed", sub.platform, sub.channel_id)
@@ -221,7 +242,7 @@ class DailyTips:
         """Post what is due every `tick` seconds until `stop` is set; errors are logged, not raised."""
         while not stop.is_set():
             try:
-                await self.run_once(posters)
+                await self.run_once(posters, stop=stop)
             except Exception:
                 log.exception("daily tips pass failed")
             try:

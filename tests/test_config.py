@@ -40,7 +40,7 @@ def test_every_problem_is_listed_at_once(tmp_path):
     expected = ["unknown setting 'htp_port'; did you mean http_port?", "slack_bot_token is a secret",
                 "reload_interval must be a single value", "TRENDBOT_HTTP_PORT (environment): must be a port",
                 "TRENDBOT_LOG_FORMAT (environment): must be one of text, json", "is not a folder",
-                "TRENDBOT_RELOAD_INTERVAL (environment): must be between 0", "DISCORD_GUILD_ID (environment)"]
+                "TRENDBOT_RELOAD_INTERVAL (environment): must be 0 or between", "DISCORD_GUILD_ID (environment)"]
     for part in expected:
         assert sum(part in p for p in problems) == 1, (part, problems)
     assert len(problems) == len(expected)
@@ -76,7 +76,7 @@ def test_secrets_are_masked_and_their_source_shown(tmp_path):
 
 
 def test_env_example_lists_every_variable_the_code_reads():
-    listed = set(re.findall(r"^([A-Z_]+)=", (ROOT / ".env.example").read_text(), re.M))
+    listed = set(re.findall(r"^(?:# )?([A-Z_]+)=", (ROOT / ".env.example").read_text(), re.M))
     assert listed == {s.name for s in config.SETTINGS}
     read = set()
     for path in [*(ROOT / "bot").glob("*.py"), *(ROOT / "adapters").glob("*.py")]:
@@ -141,3 +141,37 @@ def test_platform_settings_come_from_the_merged_settings(tmp_path):
     assert found["slack"].api_url == "http://127.0.0.1:9/api/" and found["slack"].port == 3999
     assert found["discord"].guild_id == 1234
     assert set(serve.secrets_of(found)) == {BOT_TOKEN, SIGNING_SECRET, DISCORD_TOKEN}
+
+
+def test_an_empty_variable_does_not_override_the_file(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text("http_port: 9000\n")
+    cfg = config.load({"TRENDBOT_HTTP_PORT": "", "TRENDBOT_DB": ""}, f)
+    assert cfg["TRENDBOT_HTTP_PORT"] == 9000 and cfg.origins["TRENDBOT_HTTP_PORT"] == "config file"
+    assert re.search(r"^TRENDBOT_HTTP_PORT=9000 +# config file$", "\n".join(cfg.lines()), re.M)
+
+
+def test_too_frequent_a_reload_check_is_refused():
+    assert config.load({"TRENDBOT_RELOAD_INTERVAL": "0"})["TRENDBOT_RELOAD_INTERVAL"] == 0
+    with pytest.raises(config.ConfigError) as err:
+        config.load({"TRENDBOT_RELOAD_INTERVAL": "0.0001"})
+    assert "must be 0 or between 0.5 and 3600" in err.value.problems[0]
+
+
+def test_slack_http_mode_and_health_cannot_share_a_port():
+    from adapters import serve
+
+    cfg = config.load({"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+                       "TRENDBOT_SLACK_PORT": "8080"})
+    _, problems = serve.platforms_from(cfg)
+    assert problems == ["TRENDBOT_SLACK_PORT and TRENDBOT_HTTP_PORT are both 8080: Slack's HTTP mode and /healthz "
+                        "need ports of their own"]
+
+
+def test_an_unusable_store_is_listed_with_the_other_problems(monkeypatch, capsys, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    code, _, err = run_cli(monkeypatch, capsys, {"TRENDBOT_DB": str(blocker / "sub" / "t.db"),
+                                                 "TRENDBOT_LOG_FORMAT": "xml"}, "serve")
+    assert code == 2 and "3 problems" in err and "TRENDBOT_LOG_FORMAT" in err and str(blocker) in err
+    assert "no platform to run" in err

@@ -25,7 +25,6 @@ from adapters import serve, slack_app
 from bot.core import Incoming
 from bot.live import LiveBot, Reloader
 from bot.schedule import Subscription
-from bot.tips import PostError
 from tests import discord_fake
 from tests.conftest import MINI, NINE_UTC
 from tests.discord_fake import FakeDiscord
@@ -133,10 +132,11 @@ async def test_tips_go_out_through_connected_platforms_and_wait_for_the_others(t
     assert up.posted == ["C1"]
     day = NINE_UTC.date().isoformat()
     assert tipbot.tips.store.posted_on("slack", "C1", day)
-    assert not tipbot.tips.store.posted_on("discord", "D1", day)  # released, to post once Discord is back
-    with pytest.raises(PostError) as err:
-        await serve.LivePoster(down).post("D1", tipbot.tip())
-    assert not err.value.permanent
+    assert not tipbot.tips.store.posted_on("discord", "D1", day)  # left for when Discord is up
+    assert tipbot.tips.store.claim_post("discord", "D1", day, now=NINE_UTC.timestamp(), stale_after=600)  # unclaimed
+    assert service.metrics.errors.labels("discord", "tip")._value.get() == 0  # waiting is not an error
+    posters = serve.LivePosters([up, down])
+    assert posters.get("discord") is None and posters.get("slack") is None  # both stopped now
 
 
 async def get(port: int, path: str) -> tuple[int, str, str]:
@@ -424,3 +424,59 @@ async def test_discord_shutdown_lets_the_answer_in_progress_finish_before_closin
     slow.release.set()
     await asyncio.wait_for(asyncio.gather(answering, stopping), 5)
     assert closed == [1] and not late.calls  # answered first, closed after
+
+
+async def test_a_connection_that_stays_down_is_restarted(tipbot):
+    flaky = StubPlatform("discord")
+    service = service_for(tipbot, [flaky], down_after=0.1, check_every=0.01)
+    running = asyncio.create_task(service.run())
+    await until(lambda: flaky.up)
+    flaky.up = False  # the library is reconnecting, and does not manage to
+    await until(lambda: len(flaky.starts) == 2 and flaky.up)
+    assert service.health["discord"].restarts == 1
+    flaky.up = False
+    await asyncio.sleep(0.05)
+    flaky.up = True  # back within down_after: left alone
+    await asyncio.sleep(0.2)
+    assert len(flaky.starts) == 2
+    service.stop.set()
+    await asyncio.wait_for(running, serve.SHUTDOWN_BOUND)
+
+
+async def test_discord_reports_a_dropped_gateway_as_disconnected(mini_bot):
+    from tests.test_discord_handlers import client_for
+
+    client = client_for(mini_bot)
+    client.announce = lambda _: None
+    assert not client.connected()
+    await client.on_ready()
+    assert client.connected()
+    await client.on_disconnect()  # discord.py keeps is_ready() true while it reconnects; this does not
+    assert not client.connected()
+    await client.on_resumed()
+    assert client.connected()
+
+
+async def test_a_client_that_never_finishes_its_request_does_not_hold_up_shutdown(mini_bot, tmp_path):
+    from bot.store import Store
+
+    with FakeSlack() as fake, Store(tmp_path / "s.db") as store:
+        settings = slack_app.Settings(bot_token=BOT_TOKEN, signing_secret=SIGNING_SECRET, api_url=fake.api_url,
+                                      host="127.0.0.1", port=0)
+        platform = serve.SlackPlatform(mini_bot, store, settings)
+        service = service_for(mini_bot, [platform])
+        running = asyncio.create_task(service.run())
+        await until(lambda: platform.app is not None and platform.app.port)
+        writers = []
+        for port in (platform.app.port, service.port):  # Slack's endpoint and /healthz
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"POST /slack/events HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{")
+            await writer.drain()
+            writers.append(writer)
+        await asyncio.sleep(0.1)
+        began = time.monotonic()
+        service.stop.set()
+        await asyncio.wait_for(running, serve.SHUTDOWN_BOUND)
+        assert time.monotonic() - began < 3.0
+        for writer in writers:
+            writer.close()

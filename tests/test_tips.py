@@ -248,7 +248,7 @@ def test_run_loop_posts_each_tick_until_stopped(bot):
 def test_run_loop_survives_a_failing_pass(bot, monkeypatch, caplog):
     calls = []
 
-    async def broken(posters, now=None):
+    async def broken(posters, now=None, stop=None):
         calls.append(1)
         raise RuntimeError("database went away")
 
@@ -265,3 +265,38 @@ def test_run_loop_survives_a_failing_pass(bot, monkeypatch, caplog):
 
     asyncio.run(main())
     assert len(calls) == 2 and "daily tips pass failed" in caplog.text
+
+
+def test_a_post_cancelled_midway_gives_its_claim_back(tipbot):
+    tipbot.tips.store.subscribe(Subscription("slack", "C0STUCK"))
+
+    class Stuck:
+        async def post(self, channel_id, reply):
+            await asyncio.Event().wait()
+
+    async def go():
+        task = asyncio.create_task(tipbot.tips.run_once({"slack": Stuck()}, NINE_UTC))
+        await asyncio.sleep(0.05)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(go())
+    day = NINE_UTC.date().isoformat()
+    assert not tipbot.tips.store.posted_on("slack", "C0STUCK", day)
+    assert tipbot.tips.store.claim_post("slack", "C0STUCK", day, now=NINE_UTC.timestamp(), stale_after=600)
+
+
+def test_a_pass_stops_between_channels_when_asked(tipbot):
+    for channel in ("C1", "C2", "C3"):
+        tipbot.tips.store.subscribe(Subscription("slack", channel))
+    stop = asyncio.Event()
+
+    class StopAfterOne(RecordingPoster):
+        async def post(self, channel_id, reply):
+            await super().post(channel_id, reply)
+            stop.set()
+
+    poster = StopAfterOne()
+    results = asyncio.run(tipbot.tips.run_once({"slack": poster}, NINE_UTC, stop=stop))
+    assert len(poster.posts) == 1 and [r.outcome for r in results] == ["sent"]
