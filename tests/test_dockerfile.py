@@ -215,7 +215,7 @@ def readme_docker_commands() -> list[list[str]]:
     """The simple commands of the ```sh blocks in README.md's Docker section."""
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     lines = text.splitlines()
-    assert SECTION in lines, f"README.md has no {SECTION!r} section (the text is in /work/briefs/readme-docker.md)"
+    assert SECTION in lines, f"README.md has no {SECTION!r} section"
     body, fenced = [], False
     for line in lines[lines.index(SECTION) + 1:]:
         if line.startswith("```"):
