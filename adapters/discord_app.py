@@ -17,7 +17,6 @@ import logging
 import os
 import re
 import signal
-import zoneinfo
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -31,6 +30,7 @@ from adapters.discord_embeds import BUTTON_PREFIX, Message, choices, render
 from adapters.secrets import SecretFilter, SettingsError, read_secret
 from bot.core import Incoming
 from bot.events import emit
+from bot.schedule import zone_names
 from bot.tips import PostError
 from bot.replies import Reply
 
@@ -453,7 +453,7 @@ class DiscordClient(discord.Client):
 
 @functools.cache
 def _zones() -> tuple[str, ...]:
-    return tuple(sorted(z for z in zoneinfo.available_timezones() if "/" in z and not z.startswith(("Etc/", "SystemV/"))))
+    return tuple(z for z in zone_names() if not z.startswith(("Etc/", "SystemV/")))
 
 
 def zone_choices(current: str, limit: int = 25) -> list[str]:

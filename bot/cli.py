@@ -216,7 +216,7 @@ async def _post_due(tips, now) -> list:
             from adapters import discord_app  # only when Discord is configured
 
             settings = discord_app.Settings.from_env(os.environ)
-            _redact_logs(discord_app.SecretFilter(settings.secrets))
+            _redact_logs(settings.secrets)
             posters["discord"] = await stack.enter_async_context(discord_app.rest_poster(settings))
         return await tips.run_once(posters, now)
 
@@ -235,7 +235,7 @@ def _slack(bot, args) -> int:
     except slack_app.SettingsError as exc:
         print(f"trendbot slack: {exc}", file=sys.stderr)
         return 2
-    _redact_logs(slack_app.SecretFilter(settings.secrets))
+    _redact_logs(settings.secrets)
     try:
         store = Store()
     except StoreError as exc:
@@ -290,18 +290,15 @@ def _serve(args) -> int:
         for name in ("discord", "slack_bolt", "slack_sdk", "aiohttp"):
             logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
     events.log_questions = cfg["TRENDBOT_LOG_QUESTIONS"]
-    _redact_logs(_secret_filter(serve.secrets_of(found)))
+    _redact_logs(serve.secrets_of(found))
     return serve.run(cfg, found, kb, knowledge_dir)
 
 
-def _secret_filter(secrets) -> logging.Filter:
+def _redact_logs(secrets) -> None:
+    """Keep the platform's secrets out of every log line this process writes."""
     from adapters.secrets import SecretFilter
 
-    return SecretFilter(secrets)
-
-
-def _redact_logs(secret_filter: logging.Filter) -> None:
-    """Keep the platform's secrets out of every log line this process writes."""
+    secret_filter = SecretFilter(secrets)
     for handler in logging.getLogger().handlers:
         handler.addFilter(secret_filter)
 
@@ -318,7 +315,7 @@ def _discord(bot, args) -> int:
     except discord_app.SettingsError as exc:
         print(f"trendbot discord: {exc}", file=sys.stderr)
         return 2
-    _redact_logs(discord_app.SecretFilter(settings.secrets))
+    _redact_logs(settings.secrets)
     try:
         discord_app.run(bot, settings, lambda what: print(f"trendbot: {what}", file=sys.stderr, flush=True))
     except discord_app.SettingsError as exc:

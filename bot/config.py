@@ -169,9 +169,7 @@ class Config:
             if s.secret:
                 shown, origin = ("********", origin) if self.has(s.name) else ("", "not set")
             else:
-                value = self.values[s.name]
-                shown = ",".join(value) if isinstance(value, tuple) else str(value).lower() if isinstance(
-                    value, bool) else "" if value is None else str(value)
+                shown = self.environ.get(s.name, s.default)  # empty variables never reach environ
             out.append(f"{s.name}={shown}".ljust(40) + f"  # {origin}")
         return out
 

@@ -36,6 +36,8 @@ def remove_sink(sink: Sink) -> None:
 
 def emit(event: str, message: str = "", *, level: int = logging.INFO, **fields: Any) -> None:
     """Record one event: a log line (with `fields` attached) and a call to each sink. Never raises."""
+    if not _sinks and not log.isEnabledFor(level):  # the usual case outside `trendbot serve`: nothing to do
+        return
     if not log_questions:
         fields = {k: v for k, v in fields.items() if k not in PRIVATE_FIELDS}
     for sink in list(_sinks):

@@ -12,6 +12,7 @@ channel's zone, so daylight-saving changes need no special case to post *once*:
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import re
 from collections.abc import Iterable, Sequence
@@ -48,12 +49,18 @@ def parse_time(text: str) -> dt.time | None:
     return dt.time(int(m.group(1)), int(m.group(2))) if m else None
 
 
+@functools.cache
+def zone_names() -> tuple[str, ...]:
+    """Every Area/City zone name, sorted (read from the time-zone database once)."""
+    return tuple(sorted(z for z in available_timezones() if "/" in z))
+
+
 def zones_named(city: str) -> list[str]:
     """IANA zones whose last part is `city` ('paris' -> ['Europe/Paris']), to suggest the full name."""
     key = "_".join(city.strip().lower().split())
     if not key:
         return []
-    return sorted(z for z in available_timezones() if "/" in z and z.lower().rsplit("/", 1)[-1] == key)
+    return [z for z in zone_names() if z.lower().rsplit("/", 1)[-1] == key]
 
 
 def parse_zone(text: str) -> str | None:
