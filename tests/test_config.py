@@ -1,6 +1,7 @@
 """Settings: environment over config file over defaults, every problem listed at once, secrets masked."""
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -89,7 +90,7 @@ def test_env_example_lists_every_variable_the_code_reads():
 
 
 def run_cli(monkeypatch, capsys, env: dict[str, str], *args: str) -> tuple[int, str, str]:
-    for name in [n for n in __import__("os").environ if n.startswith(("TRENDBOT_", "SLACK_", "DISCORD_"))]:
+    for name in [n for n in os.environ if n.startswith(("TRENDBOT_", "SLACK_", "DISCORD_"))]:
         monkeypatch.delenv(name)
     for name, value in env.items():
         monkeypatch.setenv(name, value)

@@ -7,6 +7,7 @@ platform against the loopback Slack fake (a reply in progress finishes during sh
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -84,10 +85,28 @@ async def until(predicate, timeout: float = 5.0):
     return value
 
 
-def service_for(bot, platforms, **kw) -> serve.Service:
+def service_for(bot, platforms, knowledge=MINI, **kw) -> serve.Service:
     live = LiveBot(bot)
-    return serve.Service(live, Reloader(live, MINI), platforms, http_host="127.0.0.1", http_port=0,
-                         reload_interval=0, backoff=FAST, **kw)
+    kw = {"reload_interval": 0, "backoff": FAST, **kw}
+    return serve.Service(live, Reloader(live, knowledge), platforms, http_host="127.0.0.1", http_port=0, **kw)
+
+
+@contextlib.asynccontextmanager
+async def started(service: serve.Service):
+    """The service running, its HTTP endpoints up; stopped (within the bound) on the way out."""
+    running = asyncio.create_task(service.run())
+    try:
+        await service.ready.wait()
+        yield
+    finally:
+        service.stop.set()
+        await asyncio.wait_for(running, serve.SHUTDOWN_BOUND)
+
+
+def knowledge_copy(tmp_path) -> Path:
+    folder = tmp_path / "knowledge"
+    shutil.copytree(MINI, folder)
+    return folder
 
 
 async def test_a_failing_platform_is_restarted_with_backoff_and_the_other_keeps_running(tipbot):
@@ -156,9 +175,7 @@ def metric(text: str, name: str, **labels: str) -> float | None:
 async def test_health_and_metrics_over_http(tipbot):
     slack, discord = StubPlatform("slack"), StubPlatform("discord", refuse=10**6)
     service = service_for(tipbot, [slack, discord])
-    running = asyncio.create_task(service.run())
-    try:
-        await service.ready.wait()
+    async with started(service):
         await until(lambda: slack.up and service.health["discord"].restarts)
         status, kind, body = await get(service.port, "/healthz")
         health = json.loads(body)
@@ -182,20 +199,13 @@ async def test_health_and_metrics_over_http(tipbot):
         slack.up = False  # nothing connected: unhealthy
         status, _, body = await get(service.port, "/healthz")
         assert status == 503 and json.loads(body)["status"] == "down"
-    finally:
-        service.stop.set()
-        await asyncio.wait_for(running, serve.SHUTDOWN_BOUND)
 
 
 async def test_sighup_reloads_and_a_broken_edit_keeps_answering(tipbot, tmp_path):
-    folder = tmp_path / "knowledge"
-    shutil.copytree(MINI, folder)
-    live = LiveBot(tipbot)
-    service = serve.Service(live, Reloader(live, folder), [StubPlatform("slack")], http_host="127.0.0.1",
-                            http_port=0, reload_interval=0)
-    running = asyncio.create_task(service.run())
-    try:
-        await service.ready.wait()
+    folder = knowledge_copy(tmp_path)
+    service = service_for(tipbot, [StubPlatform("slack")], knowledge=folder)
+    live = service.live
+    async with started(service):
         (folder / "entries.yaml").write_text("faqs: [\n")
         service.reload_now.set()  # what SIGHUP does
         await until(lambda: service.reloader.rejected, timeout=10)
@@ -204,9 +214,6 @@ async def test_sighup_reloads_and_a_broken_edit_keeps_answering(tipbot, tmp_path
         assert metric(text, "trendbot_knowledge_reloads_total", result="rejected") == 1
         _, _, body = await get(service.port, "/healthz")
         assert json.loads(body)["knowledge"]["rejected"]
-    finally:
-        service.stop.set()
-        await asyncio.wait_for(running, serve.SHUTDOWN_BOUND)
 
 
 # -- the real Slack platform: a reply in progress at SIGTERM still goes out ------------------------------
@@ -233,9 +240,7 @@ async def test_stopping_finishes_the_reply_in_progress_then_closes(mini_bot, tmp
         settings = slack_app.Settings(bot_token=BOT_TOKEN, signing_secret=SIGNING_SECRET, api_url=fake.api_url,
                                       host="127.0.0.1", port=0)
         platform = serve.SlackPlatform(slow, store, settings)
-        live = LiveBot(mini_bot)
-        service = serve.Service(live, Reloader(live, MINI), [platform], http_host="127.0.0.1", http_port=0,
-                                reload_interval=0)
+        service = service_for(mini_bot, [platform])
         running = asyncio.create_task(service.run())
         await until(lambda: platform.app is not None and platform.app.port)
         port = platform.app.port
@@ -321,8 +326,7 @@ def poll(check, timeout: float = 20):
 
 
 def test_serve_runs_both_platforms_reloads_on_sighup_and_stops_on_sigterm(tmp_path):
-    folder = tmp_path / "knowledge"
-    shutil.copytree(MINI, folder)
+    folder = knowledge_copy(tmp_path)
     with FakeSlack() as slack, FakeDiscord() as discord:
         p = Process(discord, SLACK_BOT_TOKEN=BOT_TOKEN, SLACK_SIGNING_SECRET=SIGNING_SECRET,
                     SLACK_API_URL=slack.api_url, DISCORD_TOKEN=discord_fake.TOKEN, TRENDBOT_DB=str(tmp_path / "t.db"),
@@ -387,19 +391,12 @@ def test_a_rejected_discord_token_leaves_slack_answering(tmp_path):
 async def test_the_knowledge_folder_is_watched(tipbot, tmp_path):
     from tests.test_reload import add_faq
 
-    folder = tmp_path / "knowledge"
-    shutil.copytree(MINI, folder)
-    live = LiveBot(tipbot)
-    service = serve.Service(live, Reloader(live, folder), [StubPlatform("slack")], http_host="127.0.0.1",
-                            http_port=0, reload_interval=0.05)
-    running = asyncio.create_task(service.run())
-    try:
-        await service.ready.wait()
+    folder = knowledge_copy(tmp_path)
+    service = service_for(tipbot, [StubPlatform("slack")], knowledge=folder, reload_interval=0.05)
+    async with started(service):
         add_faq(folder)
-        await until(lambda: live.handle(Incoming("webassembly edge runtime")).entry_id == "wasm-edge", timeout=10)
-    finally:
-        service.stop.set()
-        await asyncio.wait_for(running, serve.SHUTDOWN_BOUND)
+        await until(lambda: service.live.handle(Incoming("webassembly edge runtime")).entry_id == "wasm-edge",
+                    timeout=10)
 
 
 async def test_discord_shutdown_lets_the_answer_in_progress_finish_before_closing(mini_bot):
