@@ -30,8 +30,10 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("topics", help="list the topics")
     sub.add_parser("tip", help="print a random tip")
     sub.add_parser("check", help="validate the knowledge base and print counts")
-    ev = sub.add_parser("eval", help="measure answer quality on a questions file")
-    ev.add_argument("file", help="YAML file with `questions:` and `out_of_scope:`")
+    ev = sub.add_parser("eval", help="measure answer quality: the tuning and held-out parts, or one file")
+    ev.add_argument("file", nargs="?", help="YAML file with `questions:` and `out_of_scope:` "
+                                          "(default: both parts of tests/eval/, reported separately)")
+    ev.add_argument("--misses", action="store_true", help="list the questions answered wrongly")
     sl = sub.add_parser("slack", help="run in Slack: Socket Mode if SLACK_APP_TOKEN is set, else HTTP mode",
                         description="Settings come from the environment: SLACK_BOT_TOKEN, SLACK_APP_TOKEN (Socket Mode) "
                                     "or SLACK_SIGNING_SECRET (HTTP mode), SLACK_API_URL, TRENDBOT_DB.")
@@ -122,11 +124,7 @@ def _main(argv: list[str] | None) -> int:
         print(console.render(bot.tip(), color))
         return 0
     if args.command == "eval":
-        from bot.evaluation import evaluate, format_report, load_cases
-
-        report = evaluate(bot, load_cases(args.file))
-        print(format_report(report))
-        return 0
+        return _eval(bot, args)
     if args.command == "slack":
         return _slack(bot, args)
     if args.command == "discord":
@@ -138,6 +136,22 @@ def _main(argv: list[str] | None) -> int:
             print(f"trendbot tips: {exc}", file=sys.stderr)
             return 2
     return 2
+
+
+def _eval(bot, args) -> int:
+    """`trendbot eval`: answer quality of one file, or of the tuning and held-out parts side by side."""
+    from bot.evaluation import EVAL_DIR, PARTS, evaluate, format_report, load_cases, load_part
+
+    if args.file:
+        print(format_report(evaluate(bot, load_cases(args.file)), misses=args.misses))
+        return 0
+    if not (EVAL_DIR / PARTS["held-out"][0]).exists():
+        print(f"trendbot eval: no evaluation set at {EVAL_DIR} (it ships with the source, not the wheel); "
+              "name a questions file", file=sys.stderr)
+        return 2
+    reports = [(part, evaluate(bot, load_part(part))) for part in PARTS]
+    print("\n\n".join(format_report(r, part, misses=args.misses and part != "held-out") for part, r in reports))
+    return 0
 
 
 def _tips(bot, args) -> int:

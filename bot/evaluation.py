@@ -1,93 +1,186 @@
-"""Answer-quality evaluation: top-1 accuracy on in-scope questions, decline rate out of scope."""
+"""Answer-quality evaluation: right answers in scope, declines out of scope, confidently wrong replies.
+
+A question file holds `questions:` (in scope) and `out_of_scope:`. An in-scope question is graded
+by content where it lists `facts` (every fact, or one of its `a|b` alternatives, must appear in
+the plain reply), and by entry id where it lists `expect`. An out-of-scope question must be
+declined (small talk gets a friendly non-answer, which counts as declined).
+"""
 from __future__ import annotations
 
+import re
+import statistics
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
 from bot.core import Incoming, TrendBot
+from bot.replies import Reply, sources_line
+
+# The two parts of the shipped evaluation set. Held-out questions are never tuned on.
+EVAL_DIR = Path(__file__).resolve().parent.parent / "tests" / "eval"
+PARTS = {"tuning": ("tuning.yaml", "questions.yaml"), "held-out": ("heldout.yaml",)}
 
 
 @dataclass(frozen=True)
 class Case:
-    """One evaluation question; `expect` is empty for an out-of-scope question."""
+    """One evaluation question; `expect` and `facts` are both empty for an out-of-scope question."""
 
     question: str
-    expect: tuple[str, ...]
+    expect: tuple[str, ...] = ()  # entry ids that hold the answer
+    facts: tuple[tuple[str, ...], ...] = ()  # each fact as its alternatives
+    near: bool = False  # out of scope, but a backend question near the domain
+    smalltalk: bool = False
+
+    @property
+    def in_scope(self) -> bool:
+        """Whether the question should be answered."""
+        return bool(self.expect or self.facts)
 
 
 @dataclass(frozen=True)
-class Miss:
-    """A question the bot got wrong, with what it did instead."""
+class Outcome:
+    """What the bot did with one case."""
 
     case: Case
-    got: str | None  # entry id answered, or None when it declined
-    score: float
+    reply: Reply
+
+    @property
+    def right(self) -> bool:
+        """Answered in scope with the expected entry and facts, or declined out of scope."""
+        if not self.case.in_scope:
+            return not self.reply.answered
+        if not self.reply.answered:
+            return False
+        if self.case.expect and self.reply.entry_id not in self.case.expect:
+            return False
+        text = _normal(reply_text(self.reply))
+        return all(any(_normal(alt) in text for alt in fact) for fact in self.case.facts)
+
+    @property
+    def wrong(self) -> bool:
+        """Confidently wrong: answered, but out of scope or without what was asked."""
+        return self.reply.answered and not self.right
 
 
 @dataclass(frozen=True)
 class Report:
-    """Rates and misses of one evaluation run."""
+    """Rates of one evaluation run over a list of cases."""
 
-    in_scope: int
-    correct: int
-    out_of_scope: int
-    declined: int
-    misses: tuple[Miss, ...]
+    outcomes: tuple[Outcome, ...]
+
+    def _share(self, keep) -> tuple[int, int]:
+        chosen = [o for o in self.outcomes if keep(o.case)]
+        return sum(o.right for o in chosen), len(chosen)
+
+    @property
+    def in_scope(self) -> tuple[int, int]:
+        """(right, total) of in-scope questions."""
+        return self._share(lambda c: c.in_scope)
+
+    @property
+    def out_of_scope(self) -> tuple[int, int]:
+        """(declined, total) of out-of-scope questions."""
+        return self._share(lambda c: not c.in_scope)
 
     @property
     def accuracy(self) -> float:
-        """Share of in-scope questions answered with an expected entry."""
-        return self.correct / self.in_scope if self.in_scope else 0.0
+        """Share of in-scope questions answered right."""
+        return _rate(*self.in_scope)
 
     @property
     def decline_rate(self) -> float:
         """Share of out-of-scope questions declined."""
-        return self.declined / self.out_of_scope if self.out_of_scope else 0.0
+        return _rate(*self.out_of_scope)
+
+    @property
+    def wrong_rate(self) -> float:
+        """Share of all questions answered confidently wrong."""
+        return _rate(sum(o.wrong for o in self.outcomes), len(self.outcomes))
+
+    @property
+    def misses(self) -> tuple[Outcome, ...]:
+        """The cases the bot got wrong."""
+        return tuple(o for o in self.outcomes if not o.right)
+
+    def lengths(self) -> tuple[int, int]:
+        """Median and 90th percentile of the plain text of answered replies, in characters."""
+        sizes = sorted(len(_plain(o.reply)) for o in self.outcomes if o.reply.answered)
+        if not sizes:
+            return 0, 0
+        return int(statistics.median(sizes)), sizes[min(len(sizes) - 1, int(0.9 * len(sizes)))]
+
+
+def _rate(part: int, whole: int) -> float:
+    return part / whole if whole else 0.0
+
+
+def _plain(reply: Reply) -> str:
+    return reply.to_dict()["text"]
+
+
+def reply_text(reply: Reply) -> str:
+    """What a grader reads: the plain reply without its suggestion line (a topic name is not an answer)."""
+    from bot import markup
+
+    return "\n".join((reply.title, markup.to_plain(reply.text), sources_line(reply)))
+
+
+_QUOTES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u201c": '"', "\u201d": '"', "\u2013": "-", "\u2014": "-"})
+
+
+def _normal(text: str) -> str:
+    return re.sub(r"\s+", " ", text.translate(_QUOTES).lower()).strip()
 
 
 def load_cases(path: Path | str) -> list[Case]:
-    """Read `questions:` (q + expect) and `out_of_scope:` (plain strings) from a YAML file."""
+    """Read `questions:` (q with facts and/or expect) and `out_of_scope:` (strings or q mappings)."""
     data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
     cases = []
     for item in data.get("questions", []):
-        expect = item["expect"]
-        cases.append(Case(str(item["q"]), tuple(expect) if isinstance(expect, list) else (str(expect),)))
-    for q in data.get("out_of_scope", []):
-        cases.append(Case(str(q), ()))
+        expect = item.get("expect", ())
+        expect = tuple(expect) if isinstance(expect, list) else ((str(expect),) if expect else ())
+        facts = tuple(tuple(a.strip() for a in str(f).split("|") if a.strip()) for f in item.get("facts", ()))
+        cases.append(Case(str(item["q"]), expect, facts))
+    for item in data.get("out_of_scope", []):
+        if isinstance(item, str):
+            cases.append(Case(item))
+        else:
+            cases.append(Case(str(item["q"]), near=bool(item.get("near")), smalltalk=bool(item.get("smalltalk"))))
     return cases
 
 
-def evaluate(bot: TrendBot, cases: list[Case]) -> Report:
-    """Ask every case as a free question and score the answers."""
-    correct = declined = 0
-    misses = []
-    for case in cases:
-        reply = bot.handle(Incoming(case.question))
-        got = reply.entry_id if reply.answered else None
-        if case.expect:
-            if got in case.expect:
-                correct += 1
-            else:
-                misses.append(Miss(case, got, reply.score))
-        elif got is None:
-            declined += 1
-        else:
-            misses.append(Miss(case, got, reply.score))
-    in_scope = sum(1 for c in cases if c.expect)
-    return Report(in_scope, correct, len(cases) - in_scope, declined, tuple(misses))
+def load_part(name: str, folder: Path = EVAL_DIR) -> list[Case]:
+    """The cases of one part of the shipped set ("tuning" or "held-out")."""
+    return [c for file in PARTS[name] if (folder / file).exists() for c in load_cases(folder / file)]
 
 
-def format_report(report: Report) -> str:
-    """Human-readable rates and the list of misses."""
+def evaluate(bot: TrendBot, cases: Iterable[Case]) -> Report:
+    """Ask every case as a free question and grade the replies."""
+    return Report(tuple(Outcome(c, bot.handle(Incoming(c.question))) for c in cases))
+
+
+def format_report(report: Report, name: str = "", misses: bool = True) -> str:
+    """Human-readable rates, reply lengths and (optionally) the list of misses."""
+    right, total = report.in_scope
+    declined, oos = report.out_of_scope
+    median, p90 = report.lengths()
+    head = f"{name}: " if name else ""
     lines = [
-        f"in scope: {report.correct}/{report.in_scope} top-1 correct ({report.accuracy:.1%})",
-        f"out of scope: {report.declined}/{report.out_of_scope} declined ({report.decline_rate:.1%})",
+        f"{head}in scope: {right}/{total} right ({report.accuracy:.1%})",
+        f"{head}out of scope: {declined}/{oos} declined ({report.decline_rate:.1%})",
+        f"{head}confidently wrong: {sum(o.wrong for o in report.outcomes)}/{len(report.outcomes)} ({report.wrong_rate:.1%})",
+        f"{head}answered reply length: median {median} characters, p90 {p90}",
     ]
-    if report.misses:
-        lines.append("misses:")
-        for m in report.misses:
-            want = ", ".join(m.case.expect) if m.case.expect else "(decline)"
-            lines.append(f"  {m.case.question!r}: want {want}, got {m.got or '(declined)'} [{m.score:.3f}]")
+    if misses and report.misses:
+        lines.append(f"{head}misses:")
+        for o in report.misses:
+            c = o.case
+            if c.in_scope:
+                want = ", ".join(c.expect) if c.expect else " + ".join("|".join(f) for f in c.facts)
+            else:
+                want = "(decline)"
+            got = o.reply.entry_id if o.reply.answered else f"({o.reply.kind})"
+            lines.append(f"  {c.question!r}: want {want}, got {got} [{o.reply.score:.3f}]")
     return "\n".join(lines)
