@@ -85,12 +85,17 @@ def test_topics_and_tip_commands():
 def test_eval_prints_rates(tmp_path):
     qfile = tmp_path / "q.yaml"
     qfile.write_text("questions:\n  - q: k8s\n    expect: kubernetes\n  - q: lambda cost\n    expect: kubernetes\n"
+                     "  - q: what share of companies run containers in production\n    facts: ['80%|eighty percent']\n"
+                     "  - q: what share of companies run containers in production\n    facts: ['81%']\n"
                      "out_of_scope:\n  - best pizza in naples\n", encoding="utf-8")
-    out = run("eval", str(qfile))
+    out = run("eval", "--misses", str(qfile))
     assert out.returncode == 0
-    assert "in scope: 1/2 top-1 correct (50.0%)" in out.stdout
+    assert "in scope: 2/4 right (50.0%)" in out.stdout
     assert "out of scope: 1/1 declined (100.0%)" in out.stdout
+    assert "confidently wrong: 2/5 (40.0%)" in out.stdout
     assert "'lambda cost': want kubernetes" in out.stdout
+    assert "want reserved instances" in out.stdout and "want idle" not in out.stdout
+    assert "misses" not in run("eval", str(qfile)).stdout
 
 
 def test_console_path_imports_no_chat_platform():
