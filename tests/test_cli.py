@@ -85,8 +85,8 @@ def test_topics_and_tip_commands():
 def test_eval_prints_rates(tmp_path):
     qfile = tmp_path / "q.yaml"
     qfile.write_text("questions:\n  - q: k8s\n    expect: kubernetes\n  - q: lambda cost\n    expect: kubernetes\n"
-                     "  - q: what share of companies run containers in production\n    facts: ['80%|eighty percent']\n"
-                     "  - q: what share of companies run containers in production\n    facts: ['81%']\n"
+                     "  - q: is serverless cheaper\n    facts: ['idle time|idle hours']\n"
+                     "  - q: is serverless cheaper\n    facts: ['reserved instances']\n"
                      "out_of_scope:\n  - best pizza in naples\n", encoding="utf-8")
     out = run("eval", "--misses", str(qfile))
     assert out.returncode == 0
