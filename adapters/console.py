@@ -1,8 +1,11 @@
-"""The terminal as a chat surface: plain or colored text, with line editing and history."""
+"""The terminal as a chat surface: plain or colored text wrapped to the terminal, with line
+editing, history and Tab completion of commands and topics."""
 from __future__ import annotations
 
 import logging
 import os
+import re
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
@@ -15,6 +18,18 @@ log = logging.getLogger(__name__)
 
 BOLD, DIM, CYAN, YELLOW, RESET = "\033[1m", "\033[2m", "\033[36m", "\033[33m", "\033[0m"
 PROMPT = "you> "
+_ANSI = re.compile(r"\033\[[0-9;]*m")
+COMMANDS = ("help", "topics", "tip", "sources", "more", "subscribe", "unsubscribe", "subscription")
+
+
+def wants_color(stream: TextIO) -> bool:
+    """Color for a terminal, unless NO_COLOR is set (https://no-color.org)."""
+    return stream.isatty() and not os.environ.get("NO_COLOR")
+
+
+def width_of(stream: TextIO) -> int | None:
+    """The terminal's width for wrapping, or None when the stream is not a terminal."""
+    return shutil.get_terminal_size().columns if stream.isatty() else None
 
 
 def to_incoming(line: str) -> Incoming:
@@ -45,18 +60,38 @@ def _safe(text: str) -> str:
     return "".join(ch for ch in text if ch >= " " and ch != "\x7f")
 
 
-def render(reply: Reply, color: bool = False) -> str:
-    """The reply as terminal text; `color` adds ANSI bold and dim styling."""
-    parts = [f"{BOLD}{CYAN}{_safe(reply.title)}{RESET}" if color else _safe(reply.title)]
+def render(reply: Reply, color: bool = False, width: int | None = None) -> str:
+    """The reply as terminal text; `color` adds ANSI bold and dim styling; `width` wraps lines
+    at word boundaries (bullets keep their indent)."""
+    def wrap(text: str, indent: str = "", first: str = "") -> str:
+        return _wrap(text, width, first or indent, indent) if width else first + text
+
+    parts = [wrap(f"{BOLD}{CYAN}{_safe(reply.title)}{RESET}" if color else _safe(reply.title))]
     for block in markup.parse(reply.text):
         if block.bullets:
-            parts.append("\n".join(f"  • {_spans(item, color)}" for item in block.items))
+            parts.append("\n".join(wrap(_spans(item, color), "    ", "  • ") for item in block.items))
         else:
-            parts.append(_spans(block.items[0], color))
-    for line, style in ((sources_line(reply), DIM), (suggestions_line(reply), YELLOW)):
+            parts.append(wrap(_spans(block.items[0], color)))
+    more = f"More: /trend more {reply.entry_id}" if reply.more and reply.entry_id else ""
+    for line, style in ((sources_line(reply), DIM), (suggestions_line(reply), YELLOW), (more, DIM)):
         if line:
-            parts.append(f"{style}{_safe(line)}{RESET}" if color else _safe(line))
+            parts.append(wrap(f"{style}{_safe(line)}{RESET}" if color else _safe(line)))
     return "\n\n".join(parts)
+
+
+def _wrap(text: str, width: int, first: str, indent: str) -> str:
+    """Greedy word wrap that measures without ANSI codes; a word longer than a line stays whole."""
+    lines, line, used = [], first, len(first)
+    for word in text.split(" "):
+        size = len(_ANSI.sub("", word))
+        if used > len(indent if lines else first) and used + 1 + size > width:
+            lines.append(line)
+            line, used = indent + word, len(indent) + size
+        else:
+            gap = "" if used == len(indent if lines else first) else " "
+            line, used = line + gap + word, used + len(gap) + size
+    lines.append(line)
+    return "\n".join(lines)
 
 
 def _history_file() -> Path:
@@ -66,13 +101,18 @@ def _history_file() -> Path:
 
 def chat(bot: TrendBot, stdin: TextIO, stdout: TextIO, color: bool | None = None,
          read: Callable[[str], str] | None = None) -> int:
-    """Interactive loop until EOF, 'quit' or 'exit'. Uses readline for editing when interactive."""
+    """Interactive loop until EOF, 'quit' or 'exit'. Uses readline for editing when interactive.
+
+    `/trend more` (or just `more`) shows the whole entry behind the last short answer.
+    """
     interactive = stdin.isatty() and stdout.isatty()
-    color = interactive if color is None else color
+    color = (interactive and wants_color(stdout)) if color is None else color
+    width = width_of(stdout) if interactive else None
     history = None
+    last: str | None = None  # the entry behind the last short answer, for `/trend more`
     if read is None:
         if interactive:
-            history = _setup_readline()
+            history = _setup_readline(completions(bot))
             read = input
         else:
             def read(prompt: str) -> str:
@@ -95,7 +135,12 @@ def chat(bot: TrendBot, stdin: TextIO, stdout: TextIO, color: bool | None = None
                 break
             if not line.strip():
                 continue
-            stdout.write(render(bot.handle(to_incoming(line)), color=color) + "\n\n")
+            if line.strip().lower() in ("more", "/trend more", "/trendbot more") and last:
+                line = f"/trend more {last}"
+            reply = bot.handle(to_incoming(line))
+            if reply.answered and reply.entry_id:
+                last = reply.entry_id
+            stdout.write(render(reply, color=color, width=width) + "\n\n")
             stdout.flush()
     finally:
         if history is not None:
@@ -103,11 +148,41 @@ def chat(bot: TrendBot, stdin: TextIO, stdout: TextIO, color: bool | None = None
     return 0
 
 
-def _setup_readline() -> Path | None:
+def candidates(bot: TrendBot, line: str) -> list[str]:
+    """What Tab may complete the last word of `line` to: `/trend`, then its subcommands and topic
+    ids, and topic ids after `/trend subscribe HH:MM Zone`."""
+    head, _, last = line.rpartition(" ")
+    words = head.split()
+    if not words:
+        return [w for w in ("/trend",) if w.startswith(last)] if line.startswith("/") else []
+    if words[0].lower() not in ("/trend", "/trendbot"):
+        return []
+    topics = sorted(bot.kb.trends)
+    if len(words) == 1:
+        return [w for w in (*COMMANDS, *topics) if w.startswith(last.lower())]
+    return [t for t in topics if t.startswith(last.lower())] if words[1].lower() == "subscribe" else []
+
+
+def completions(bot: TrendBot) -> Callable[[str, int], str | None]:
+    """A readline completer over `candidates`."""
+    def complete(text: str, state: int) -> str | None:
+        import readline
+
+        options = candidates(bot, readline.get_line_buffer()[: readline.get_endidx()])
+        return options[state] + " " if state < len(options) else None
+
+    return complete
+
+
+def _setup_readline(complete: Callable[[str, int], str | None] | None = None) -> Path | None:
     try:
         import readline
     except ImportError:  # no GNU readline (e.g. Windows): plain input still works
         return None
+    if complete is not None:
+        readline.set_completer(complete)
+        readline.set_completer_delims(" ")
+        readline.parse_and_bind("tab: complete")
     path = _history_file()
     try:
         readline.read_history_file(path)

@@ -26,7 +26,7 @@ import discord
 from discord import app_commands
 
 from adapters.lifecycle import InFlight
-from adapters.discord_embeds import BUTTON_PREFIX, Message, choices, render
+from adapters.discord_embeds import BUTTON_PREFIX, MORE_PREFIX, Button, Message, choices, render
 from adapters.secrets import SecretFilter, SettingsError, read_secret
 from bot.core import Incoming
 from bot.events import emit
@@ -48,7 +48,7 @@ NO_MENTIONS = discord.AllowedMentions.none()  # no reply pings anyone, the asker
 DEFER_AFTER = 1.5
 
 __all__ = ["DiscordClient", "DiscordPoster", "NO_MENTIONS", "PERMISSIONS", "SecretFilter", "Settings", "SettingsError",
-           "SuggestionButton", "invite_url", "plain_text", "rest_poster", "run", "to_incoming", "wants_reply"]
+           "MoreButton", "SuggestionButton", "invite_url", "plain_text", "rest_poster", "run", "to_incoming", "wants_reply"]
 
 
 class Answerer(Protocol):
@@ -126,9 +126,9 @@ def to_incoming(source: Any, *, bot_id: int | None = None) -> Incoming:
                  is_dm=source.guild_id is None, can_manage=can_manage)
     if "custom_id" in data:
         custom_id = data["custom_id"]
-        if not custom_id.startswith(BUTTON_PREFIX):
+        if not custom_id.startswith((BUTTON_PREFIX, MORE_PREFIX)):
             raise ValueError(f"not a trendbot button: {custom_id[:40]!r}")
-        return Incoming(custom_id[len(BUTTON_PREFIX):], is_command=True, **where)
+        return Incoming(Button("", custom_id).query, is_command=True, **where)
     options = {o.get("name"): o.get("value") for o in data.get("options") or ()}
     name = data.get("name")
     if name == "trend":
@@ -209,13 +209,33 @@ class SuggestionButton(discord.ui.DynamicItem[discord.ui.Button], template=re.es
             await client.answer_interaction(interaction)
 
 
+class MoreButton(discord.ui.DynamicItem[discord.ui.Button], template=re.escape(MORE_PREFIX) + r"(?P<entry>[a-z0-9-]+)"):
+    """A short answer's "More": shows the whole entry in place of the short answer (also after a restart)."""
+
+    def __init__(self, label: str, custom_id: str):
+        super().__init__(discord.ui.Button(label=label, custom_id=custom_id, style=discord.ButtonStyle.secondary))
+
+    @classmethod
+    async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Button,
+                             match: re.Match[str], /) -> MoreButton:
+        """Rebuild the button from a press (discord.py's dynamic items)."""
+        return cls(item.label or "More", item.custom_id or "")
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        """A press replaces the message it is on with the whole entry."""
+        client = interaction.client
+        if isinstance(client, DiscordClient):
+            await client.expand(interaction)
+
+
 def view_of(message: Message) -> discord.ui.View | None:
-    """The suggestion buttons of a rendered message as a discord.py View (None without buttons)."""
+    """The buttons of a rendered message as a discord.py View (None without buttons)."""
     if not message.buttons:
         return None
     view = discord.ui.View(timeout=None)
     for b in message.buttons:
-        view.add_item(SuggestionButton(b.label, b.custom_id))
+        kind = MoreButton if b.custom_id.startswith(MORE_PREFIX) else SuggestionButton
+        view.add_item(kind(b.label, b.custom_id))
     return view
 
 
@@ -267,7 +287,7 @@ class DiscordClient(discord.Client):
 
     async def setup_hook(self) -> None:
         """Once, after login: make old suggestion buttons work, check the application, sync commands."""
-        self.add_dynamic_items(SuggestionButton)
+        self.add_dynamic_items(SuggestionButton, MoreButton)
         app = self.application
         if app is not None and app.interactions_endpoint_url:
             raise SettingsError(f"the application has an Interactions Endpoint URL, so Discord sends slash commands "
@@ -412,6 +432,27 @@ class DiscordClient(discord.Client):
         except discord.HTTPException as exc:  # e.g. 10062 Unknown interaction: answered too late
             emit("reply_failed", f"could not answer an interaction in {incoming.channel_id}: {exc.status} {exc.text}",
                  level=logging.WARNING, platform="discord", channel=incoming.channel_id)
+
+    async def expand(self, interaction: discord.Interaction) -> None:
+        """"More": edit the short answer into the whole entry, in place; nobody is pinged or notified."""
+        if not self.inflight.accepting:
+            return
+        with self.inflight.track():
+            try:
+                incoming = to_incoming(interaction)
+            except ValueError as exc:
+                log.warning("ignored an interaction: %s", exc)
+                return
+            reply = await asyncio.to_thread(self.core.handle, incoming)
+            parts = render(reply)
+            try:
+                # view=None takes the "More" button off; discord.py keeps the old view otherwise.
+                await interaction.response.edit_message(**{"view": None, **send_args(parts[0])})
+                for part in parts[1:]:
+                    await interaction.followup.send(ephemeral=reply.private, **send_args(part))
+            except discord.HTTPException as exc:
+                emit("reply_failed", f"could not show more in {incoming.channel_id}: {exc.status} {exc.text}",
+                     level=logging.WARNING, platform="discord", channel=incoming.channel_id)
 
     async def topic_choices(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
         """The /trend topic autocomplete: topics matching what was typed so far (fuzzy)."""

@@ -41,6 +41,8 @@ MAX_CHOICES = 25  # autocomplete choices
 CHOICE_LIMIT = 100  # a choice's name and its value
 
 BUTTON_PREFIX = "trendbot:suggest:"  # custom_id of a suggestion button; the rest is the query to ask
+MORE_PREFIX = "trendbot:more:"  # custom_id of a short answer's "More" button; the rest is the entry id
+SOURCES_FIELD = "Sources"
 KEY_POINTS = "Key points"
 BLANK_NAME = "\u200b"  # a field name that shows nothing: the field continues the one above
 ELLIPSIS = "…"
@@ -54,14 +56,17 @@ KEY_POINT_KINDS = ("trend", "answer")  # replies whose bullets are key points (n
 
 @dataclass(frozen=True)
 class Button:
-    """A suggestion button: pressing it asks `query` (the custom_id carries it)."""
+    """A suggestion button (pressing it asks `query`) or a "More" button (it shows the whole
+    entry in place of the short answer); the custom_id carries either."""
 
     label: str
     custom_id: str
 
     @property
     def query(self) -> str:
-        """The question the button asks."""
+        """The question the button asks ("more <entry id>" for a More button)."""
+        if self.custom_id.startswith(MORE_PREFIX):
+            return "more " + self.custom_id[len(MORE_PREFIX):]
         return self.custom_id[len(BUTTON_PREFIX):]
 
 
@@ -155,9 +160,10 @@ def embed_len(embed: dict) -> int:
 
 
 def _embed_messages(reply: Reply) -> list[Message]:
-    footer = _footer(reply)
+    footer = _footer(reply, sources=False)
     title = clip(" ".join(reply.title.split()), TITLE_LIMIT, escape) if reply.title.strip() else ""
     description, fields = _body(reply.text, reply.kind)
+    fields += _sources_field(reply)
     # Each part's text must fit beside the title and footer in one 6,000-character embed.
     room = min(DESCRIPTION_LIMIT, EMBED_TOTAL - discord_len(title) - discord_len(footer))
     parts = _pack(description, room) if description else []
@@ -249,14 +255,26 @@ def _label(block: markup.Block) -> tuple[str, list[tuple[str, list[Seg]]]] | Non
     return name, [("", rest)]
 
 
-def _footer(reply: Reply) -> str:
-    text = "\n".join("".join(s.text for s in segs) for segs in source_lines(reply))
+def _footer(reply: Reply, sources: bool = True) -> str:
+    """The footer's plain text: the related topics, and the sources too where no field holds them."""
+    lines = source_lines(reply)[0 if sources or not reply.sources else 1:]
+    text = "\n".join("".join(s.text for s in segs) for segs in lines)
     return clip(plain(text), FOOTER_LIMIT) if text else ""
+
+
+def _sources_field(reply: Reply) -> list[tuple[str, str]]:
+    """The sources as an embed field, each article's name the link to it: [Nucamp](url), Jan 2025."""
+    if not reply.sources:
+        return []
+    segs = source_lines(reply)[0][1:]  # without the "Sources: " label: the field's name says it
+    values = _pack([("", segs)], FIELD_VALUE_LIMIT)
+    return [(SOURCES_FIELD if i == 0 else BLANK_NAME, v) for i, v in enumerate(values)]
 
 
 def _buttons(reply: Reply) -> tuple[Button, ...]:
     if reply.answered:
-        return ()
+        more = MORE_PREFIX + (reply.entry_id or "")
+        return (Button("More", more),) if reply.more and reply.entry_id and len(more) <= CUSTOM_ID_LIMIT else ()
     out = []
     for s in reply.suggestions[:MAX_BUTTONS]:
         custom_id = BUTTON_PREFIX + s.query

@@ -36,7 +36,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from adapters.lifecycle import InFlight
-from adapters.slack_blocks import ACTION_PREFIX, render
+from adapters.slack_blocks import ACTION_PREFIX, MORE_ACTION, render
 from adapters.secrets import SecretFilter, SettingsError, read_secret
 from bot.core import Incoming
 from bot.events import emit
@@ -305,6 +305,7 @@ class SlackApp:
         self.bolt.event("app_mention")(self._on_event)
         self.bolt.event("message")(self._on_event)
         self.bolt.action(re.compile(f"^{ACTION_PREFIX}"))(self._on_action)
+        self.bolt.action(MORE_ACTION)(self._on_more)
         self._runner: web.AppRunner | None = None
         self._socket = None
         self.inflight = InFlight()
@@ -351,6 +352,13 @@ class SlackApp:
             reply = await asyncio.to_thread(self.bot.handle, incoming)
             await self._respond(body.get("response_url"), reply, thread_ts=incoming.thread_id)
 
+    async def _on_more(self, ack, body: dict) -> None:
+        """"More" replaces the short answer with the whole entry, in place: no new message, no ping."""
+        await ack()
+        with self.inflight.track():
+            reply = await asyncio.to_thread(self.bot.handle, to_incoming(body))
+            await self._respond(body.get("response_url"), reply, replace=True)
+
     async def can_manage(self, user_id: str, channel_id: str) -> bool:
         """May this person change the channel's daily tips: allow-listed, a workspace admin or owner,
         or the channel's creator (users.info and conversations.info). Any API error means no."""
@@ -389,12 +397,14 @@ class SlackApp:
         else:
             self.counts["answered"] += 1
 
-    async def _respond(self, response_url: str | None, reply: Reply, thread_ts: str | None = None) -> None:
+    async def _respond(self, response_url: str | None, reply: Reply, thread_ts: str | None = None,
+                       replace: bool = False) -> None:
         if not response_url:
             log.warning("a Slack request had no response_url; nothing to answer through")
             return
-        message = {**render(reply), "response_type": "ephemeral" if reply.private else "in_channel",
-                   "replace_original": False}
+        message = {**render(reply), "replace_original": replace}
+        if not replace:  # a replaced message keeps who could see it
+            message["response_type"] = "ephemeral" if reply.private else "in_channel"
         if thread_ts:
             message["thread_ts"] = thread_ts
         try:

@@ -16,6 +16,7 @@ from bot.replies import Reply, to_text
 log = logging.getLogger(__name__)
 
 ACTION_PREFIX = "trendbot_suggest"  # action_id of the suggestion buttons (slack_app listens for it)
+MORE_ACTION = "trendbot_more"  # the "More" button of a short answer: its value is the entry id
 
 # Block Kit limits: https://docs.slack.dev/reference/block-kit/blocks
 SECTION_LIMIT = 3000  # a section's text object
@@ -148,7 +149,13 @@ def _clip_line(segs: list[Seg], limit: int) -> str:
 
 
 def _actions(reply: Reply) -> dict | None:
-    if reply.answered or not reply.suggestions:
+    if reply.answered:
+        if not (reply.more and reply.entry_id):
+            return None
+        more = {"type": "button", "action_id": MORE_ACTION, "value": f"more {reply.entry_id}",
+                "text": {"type": "plain_text", "text": "More", "emoji": True}}
+        return {"type": "actions", "block_id": "trendbot_more", "elements": [more]}
+    if not reply.suggestions:
         return None
     buttons = [
         {"type": "button", "action_id": f"{ACTION_PREFIX}_{i}", "value": s.query,

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from bot import markup
-from bot.replies import Reply
+from bot.replies import SOURCE_SEPARATOR, Reply
 
 
 @dataclass(frozen=True)
@@ -28,19 +28,18 @@ def span_seg(span: markup.Span) -> Seg:
 
 
 def source_lines(reply: Reply) -> list[list[Seg]]:
-    """The sources line (with the knowledge's date) and, for answers, the related-topics line."""
+    """The sources line ("Sources: Nucamp, Jan 2025 · JetThoughts, Feb 2025", each name the link
+    to its article) and, for answers, the related-topics line."""
     lines: list[list[Seg]] = []
     if reply.sources:
         segs = [Seg("Source: " if len(reply.sources) == 1 else "Sources: ")]
         for i, s in enumerate(reply.sources):
             if i:
-                segs.append(Seg("; "))
+                segs.append(Seg(SOURCE_SEPARATOR))
             name = s.name or s.title
             segs.append(Seg(name, "a", s.url) if s.url else Seg(name))
             if s.date:
-                segs.append(Seg(f" ({s.date})"))
-        if reply.as_of:
-            segs.append(Seg(f" · as of {reply.as_of}"))
+                segs.append(Seg(f", {s.date}"))
         lines.append(segs)
     if reply.answered and reply.suggestions:
         lines.append([Seg("Related: " + ", ".join(s.label for s in reply.suggestions))])

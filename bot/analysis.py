@@ -23,6 +23,8 @@ STOP_WORDS = frozenset(
     trendbot bot question questions think thought still ever much many way ways thing things
     something anything kind sort lot lots gonna wanna im ive dont doesnt isnt arent whos
     going goes actually anyway someone said says etc via per
+    ur lol lmao tbh btw imo imho idk rn nah yo sup wat wich plz gimme kinda sorta ngl iirc afaik
+    fyi pls plz ty tyvm hmm hm umm uh quick q quickq
     """.split()
 )
 
@@ -33,6 +35,9 @@ _DROP = STOP_WORDS | frozenset("abcdefghijklmnopqrstuvwxyz")
 # characters become spaces so words stay apart.
 _SPACE_LIKE = {"\n", "\r", "\t", "\v", "\f", "\u2028", "\u2029", "\u0085"}
 _TOKEN = re.compile(r"[a-z0-9]+")
+# Platform mentions and links are who or where, not what: "<@U123>", "<#C1|general>", "<!here>",
+# Discord's "<@123>", "<@&123>", "<#123>", and bare "@everyone", "@here", "@someone".
+_MENTION = re.compile(r"<[@#!][^<>\s]{0,80}>|(?<![\w.])@[\w.-]+")
 _SPACES = re.compile(r"\s+")
 
 
@@ -90,9 +95,14 @@ def _english() -> object:
 
 
 @functools.lru_cache(maxsize=65536)
+def english_frequency(word: str) -> int:
+    """How often `word` occurs in English (a corpus count; 0 for words English doesn't use)."""
+    return _english()[word]
+
+
 def is_english_word(word: str, min_frequency: int) -> bool:
     """Whether `word` is an ordinary English word (so an unknown word, not a typo)."""
-    return _english()[word] >= min_frequency
+    return english_frequency(word) >= min_frequency
 
 
 class Analyzer:
@@ -107,7 +117,9 @@ class Analyzer:
         self.aliases: dict[str, str] = {}
         for k, v in (aliases or {}).items():
             # Hyphens are spaces for matching: "functions-as-a-service" finds "functions as a service".
-            self.aliases.setdefault(_dehyphen(fold(k).strip()), fold(v).strip())
+            # A hyphenated canonical term is one word ("real-time" -> "realtime"), so its parts
+            # don't match on their own: "what time is it" is not about real-time systems.
+            self.aliases.setdefault(_dehyphen(fold(k).strip()), _HYPHEN.sub("", fold(v).strip()))
         if self.aliases:
             keys = sorted(self.aliases, key=len, reverse=True)
             self._alias_re = re.compile(
@@ -117,8 +129,8 @@ class Analyzer:
             self._alias_re = None
 
     def expand(self, text: str) -> str:
-        """Folded text with every alias replaced by its canonical term."""
-        text = _dehyphen(fold(text))
+        """Folded text with mentions dropped and every alias replaced by its canonical term."""
+        text = _dehyphen(fold(_MENTION.sub(" ", text)))
         if self._alias_re is None:
             return text
         return self._alias_re.sub(lambda m: self.aliases[m.group(1)], text)

@@ -34,6 +34,8 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("file", nargs="?", help="YAML file with `questions:` and `out_of_scope:` "
                                           "(default: both parts of tests/eval/, reported separately)")
     ev.add_argument("--misses", action="store_true", help="list the questions answered wrongly")
+    ev.add_argument("--fit", action="store_true",
+                    help="refit the confidence model on the tuning part and write bot/confidence.json")
     sl = sub.add_parser("slack", help="run in Slack: Socket Mode if SLACK_APP_TOKEN is set, else HTTP mode",
                         description="Settings come from the environment: SLACK_BOT_TOKEN, SLACK_APP_TOKEN (Socket Mode) "
                                     "or SLACK_SIGNING_SECRET (HTTP mode), SLACK_API_URL, TRENDBOT_DB.")
@@ -107,7 +109,7 @@ def _main(argv: list[str] | None) -> int:
 
     bot = TrendBot(kb)
     bot.enable_tips(Store)  # the store (TRENDBOT_DB) opens only when a tip command needs it
-    color = sys.stdout.isatty()
+    color = console.wants_color(sys.stdout)
     if args.command == "ask":
         if args.question == ["-"]:
             return _ask_lines(bot, args.json, args.explain)
@@ -149,6 +151,16 @@ def _eval(bot, args) -> int:
         print(f"trendbot eval: no evaluation set at {EVAL_DIR} (it ships with the source, not the wheel); "
               "name a questions file", file=sys.stderr)
         return 2
+    if args.fit:
+        from bot.confidence import MODEL_FILE, Confidence
+        from bot.evaluation import fit_confidence
+
+        tuning = load_part("tuning")
+        model = fit_confidence(bot, tuning)
+        MODEL_FILE.write_text(model.to_json(fitted_on=f"{len(tuning)} tuning questions", knowledge=bot.kb.digest[:12])
+                              + "\n", encoding="utf-8")
+        print(f"wrote {MODEL_FILE} (threshold {model.threshold})")
+        bot.answers.confidence = Confidence(model)
     reports = [(part, evaluate(bot, load_part(part))) for part in PARTS]
     print("\n\n".join(format_report(r, part, misses=args.misses and part != "held-out") for part, r in reports))
     return 0
@@ -188,7 +200,7 @@ def _tips(bot, args) -> int:
         if tip is None:
             print("No tips match this channel's topics.", file=sys.stderr)
             return 1
-        print(console.render(tip_post(bot.kb, tip), sys.stdout.isatty()))
+        print(console.render(tip_post(bot.kb, tip), console.wants_color(sys.stdout)))
         return 0
     now = dt.datetime.now(UTC)
     if args.now:
@@ -221,7 +233,7 @@ async def _post_due(tips, now) -> list:
     from adapters import console
 
     async with contextlib.AsyncExitStack() as stack:
-        posters = {"console": console.ConsolePoster(sys.stdout, sys.stdout.isatty())}
+        posters = {"console": console.ConsolePoster(sys.stdout, console.wants_color(sys.stdout))}
         if os.environ.get("SLACK_BOT_TOKEN") or os.environ.get("SLACK_BOT_TOKEN_FILE"):
             from adapters import slack_app  # only when Slack is configured
 
@@ -351,7 +363,7 @@ def _ask_one(bot, incoming, as_json: bool, explain: bool, color: bool) -> None:
             data["explain"] = _explanation(decision)
         print(json.dumps(data, ensure_ascii=False), flush=True)
         return
-    print(console.render(reply, color))
+    print(console.render(reply, color, console.width_of(sys.stdout)))
     if decision:
         print()
         print(_format_explanation(_explanation(decision)))
@@ -371,18 +383,25 @@ def _ask_lines(bot, as_json: bool, explain: bool) -> int:
 def _explanation(decision) -> dict:
     r = decision.results
     reply = decision.reply
-    out = {"entry_id": reply.entry_id, "answered": reply.answered, "score": round(reply.score, 4)}
+    out = {"entry_id": reply.entry_id, "answered": reply.answered, "score": round(reply.score, 4), "kind": reply.kind}
     if r is not None:
         out["words"] = list(r.words)
         out["corrected"] = {a: b for a, b in r.corrections}
         out["unknown"] = list(r.unknown)
         out["coverage"] = round(r.coverage, 3)
         out["ranking"] = [{"entry_id": h.entry_id, "score": round(h.score, 4)} for h in r.hits]
+    j = decision.judgement
+    if j is not None:
+        out["confidence"] = {"candidate": j.entry_id, "probability": round(j.probability, 4),
+                             "needed": round(j.needed, 4), "missing": list(j.missing),
+                             "features": {k: round(v, 4) for k, v in j.features.items()}}
+    if reply.entries:
+        out["parts"] = list(reply.entries)
     return out
 
 
 def _format_explanation(e: dict) -> str:
-    lines = [f"matched: {e['entry_id'] or '(none)'}  score={e['score']}  answered={e['answered']}"]
+    lines = [f"matched: {e['entry_id'] or '(none)'}  score={e['score']}  answered={e['answered']}  kind={e['kind']}"]
     if "words" in e:
         lines.append(f"read as: {' '.join(e['words']) or '(no content words)'}  coverage={e['coverage']}")
         if e["corrected"]:
@@ -391,6 +410,15 @@ def _format_explanation(e: dict) -> str:
             lines.append("unknown: " + ", ".join(e["unknown"]))
         for i, h in enumerate(e["ranking"], 1):
             lines.append(f"  {i}. {h['entry_id']}  {h['score']}")
+    c = e.get("confidence")
+    if c:
+        verdict = "answer" if c["probability"] >= c["needed"] else "decline"
+        lines.append(f"confidence: {c['candidate'] or '(none)'} p={c['probability']} needs {c['needed']} -> {verdict}")
+        lines.append("features: " + "  ".join(f"{k}={v}" for k, v in c["features"].items()))
+        if c["missing"]:
+            lines.append("nothing known about: " + ", ".join(c["missing"]))
+    if e.get("parts"):
+        lines.append("two parts: " + ", ".join(e["parts"]))
     return "\n".join(lines)
 
 

@@ -11,20 +11,18 @@ from dataclasses import dataclass
 from rapidfuzz import fuzz, process
 
 from bot.analysis import Analyzer, clean, fold
+from bot.answers import Answers, Decision
+from bot.confidence import Confidence, Model
 from bot.events import emit
 from bot.knowledge import Faq, Knowledge, Trend
 from bot.replies import Reply, SourceRef, Suggestion
-from bot.retrieval import Document, Field, Index, Results
+from bot.retrieval import Document, Field, Index
 from bot.store import Store
 from bot.tips import DailyTips
 
 log = logging.getLogger(__name__)
 
 MAX_INPUT = 2000
-# Calibrated on tests/eval/questions.yaml: the lowest score that keeps out-of-scope questions
-# out while letting short and misspelt in-scope questions through (see `trendbot eval`).
-THRESHOLD = 0.22
-SUGGEST_FLOOR = 0.03  # hits below this are not "related" enough to suggest
 TOPIC_MATCH = 86  # rapidfuzz ratio a /trend argument needs to name a topic directly
 COMMAND_PREFIX = re.compile(r"^\s*/?trend(?:bot)?\b\s*", re.IGNORECASE)
 
@@ -44,14 +42,6 @@ class Incoming:
     can_manage: bool = False  # may change this channel's settings (daily tips); the adapter decides
 
 
-@dataclass(frozen=True)
-class Decision:
-    """How a question was answered: the reply and what the index made of the question."""
-
-    reply: Reply
-    results: Results | None
-
-
 def documents(kb: Knowledge) -> list[Document]:
     """The index documents for every trend and FAQ, with their field weights."""
     docs = []
@@ -63,7 +53,7 @@ def documents(kb: Knowledge) -> list[Document]:
             Field((t.summary,), 1.0),
             Field(t.points, 0.8),
             Field(t.tools, 0.8),
-        )))
+        ), kind="trend"))
     for q in kb.faqs.values():
         trend = kb.trends.get(q.trend)
         docs.append(Document(q.id, (
@@ -71,7 +61,7 @@ def documents(kb: Knowledge) -> list[Document]:
             Field(q.alternates, 1.5, phrasings=True),
             Field((q.answer,), 1.0),
             Field((trend.title,) if trend else (), 0.4),
-        )))
+        ), kind="faq"))
     return docs
 
 
@@ -79,13 +69,13 @@ class TrendBot:
     """The platform-neutral bot: `handle(Incoming) -> Reply`, never raising."""
 
     def __init__(self, kb: Knowledge, index: Index | None = None, *, rng: random.Random | None = None,
-                 threshold: float = THRESHOLD):
+                 confidence: Confidence | None = None):
         self.kb = kb
         self.analyzer = Analyzer(kb.aliases)
         self.index = index or Index.build(documents(kb), self.analyzer)
         self.rng = rng or random.Random()
         self.tips: DailyTips | None = None
-        self.threshold = threshold
+        self.answers = Answers(kb, self.index, confidence or Confidence(Model.load()), self._sources, self._related)
         # `/trend <name>` accepts a trend's title, id or any of its aliases; a free question that
         # is only a name must be a title or id, since aliases also name narrower things
         # ("rbac" is an alias of security-by-design but has a FAQ of its own).
@@ -133,10 +123,10 @@ class TrendBot:
         m = COMMAND_PREFIX.match(text)
         if m and (command or text.lstrip().startswith("/") or m.end() == len(text) or _is_keyword(text[m.end():])):
             text, command = text[m.end():], True
-        if command:
-            return self._command(text.strip(), incoming)
+        if command or text.strip(" ?!.").lower() in _BARE:  # a bare "help" or "tip" is the command
+            return self._command(text.strip() if command else text.strip(" ?!."), incoming)
         if not text:
-            return Decision(self.help(), None)
+            return Decision(self.help(incoming.platform), None)
         return self.answer(text)
 
     def _command(self, arg: str, incoming: Incoming) -> Decision:
@@ -151,11 +141,15 @@ class TrendBot:
         if word in TOPICS_WORDS:
             return Decision(self.topics(), None)
         if word in HELP_WORDS:
-            return Decision(self.help(), None)
+            return Decision(self.help(incoming.platform), None)
         if word in TIP_WORDS:
             return Decision(self.tip(), None)
         if word in SOURCES_WORDS:
             return Decision(self.source_list(), None)
+        if verb.lower() in MORE_WORDS:
+            return Decision(self.more(args[0] if args else ""), None)
+        if word in self.kb.faqs:  # a suggestion button names an entry by id
+            return Decision(self.entry_reply(word), None)
         trend = self.find_topic(arg)
         if trend is not None:
             return Decision(self.trend_card(trend), None)
@@ -172,16 +166,17 @@ class TrendBot:
         trend = self.find_topic(question, self._title_names)
         if trend is not None:
             return Decision(self.trend_card(trend), None)
-        results = self.index.search(question)
-        best = results.best
-        if not results.words or (best is None and not results.unknown):
-            return Decision(self.help(greeting=True), results)
-        if best is None or best.score < self.threshold:
-            return Decision(self.decline(results), results)
-        return Decision(self.entry_reply(best.entry_id, best.score), results)
+        return self.answers.answer(question)
+
+    def more(self, entry_id: str) -> Reply:
+        """The whole entry behind a short answer: what "More" shows."""
+        if entry_id in self.kb.trends or entry_id in self.kb.faqs:
+            return self.entry_reply(entry_id)
+        return Reply(title="Nothing more to show", answered=False, kind="error", private=True,
+                     text="Ask a question first; `/trend more` then shows the whole answer.")
 
     def entry_reply(self, entry_id: str, score: float = 1.0) -> Reply:
-        """The reply for one trend or FAQ entry."""
+        """The whole reply for one trend or FAQ entry (a topic card, or the full answer)."""
         if entry_id in self.kb.trends:
             return self.trend_card(self.kb.trends[entry_id], score)
         return self.faq_reply(self.kb.faqs[entry_id], score)
@@ -206,28 +201,6 @@ class TrendBot:
             score=score, entry_id=q.id, as_of=self.kb.as_of(q.sources),
         )
 
-    def decline(self, results: Results) -> Reply:
-        """No confident answer: say so, and offer up to three related topics."""
-        suggestions: list[str] = []
-        for hit in results.hits:
-            if hit.score < SUGGEST_FLOOR:
-                break
-            trend_id = hit.entry_id if hit.entry_id in self.kb.trends else self.kb.faqs[hit.entry_id].trend
-            if trend_id not in suggestions:
-                suggestions.append(trend_id)
-        related = bool(suggestions)
-        if not related:
-            suggestions = [t for t in ("backend-trends-overview", "serverless", "salaries") if t in self.kb.trends]
-            suggestions = suggestions or list(self.kb.trends)[:3]
-        text = "I don't have a good answer to that in my backend-trends knowledge, and I'd rather not guess."
-        text += (" These topics look closest" if related else " Some topics I can talk about are below")
-        text += "; type `/trend topics` for the full list."
-        return Reply(
-            title="No good answer", text=text, answered=False, kind="decline",
-            suggestions=self._related(tuple(suggestions[:3])),
-            score=results.best.score if results.best else 0.0, private=True,
-        )
-
     # -- commands ---------------------------------------------------------------------------
 
     def find_topic(self, name: str, names: dict[str, str] | None = None) -> Trend | None:
@@ -249,16 +222,19 @@ class TrendBot:
             text="Ask me anything about these, or type `/trend <topic>` for a topic card.\n\n" + "\n".join(lines),
         )
 
-    def help(self, greeting: bool = False) -> Reply:
-        """How to use the bot."""
+    def help(self, platform: str = "console") -> Reply:
+        """How to use the bot, with the daily-tip commands in the platform's own form."""
+        subscribe, unsubscribe, subscription = SUBSCRIPTION_FORMS.get(platform, SUBSCRIPTION_FORMS["console"])
         text = (
-            ("Hi! " if greeting else "")
-            + "I answer questions about backend-development trends from a curated, cited knowledge base.\n\n"
+            "I answer questions about backend-development trends from a curated, cited knowledge base.\n\n"
             "- Ask a question: \"is serverless cheaper?\", \"k8s vs plain docker?\", \"what are devs paid?\"\n"
             "- `/trend <topic>`: a topic card, e.g. `/trend serverless`\n"
+            "- `/trend more`: the whole answer behind a short one\n"
             "- `/trend topics`: every topic I know\n"
             "- `/trend tip`: a random backend tip\n"
             "- `/trend sources`: the articles my answers come from\n"
+            f"- `{subscribe}`: a daily tip in this channel (e.g. `{subscribe} 09:00 Europe/Berlin serverless`); "
+            f"`{subscription}` shows it, `{unsubscribe}` stops it\n"
             "- `/trend help`: this message"
         )
         return Reply(title="trendbot help", text=text, answered=False, kind="help", private=True)
@@ -317,7 +293,15 @@ HELP_WORDS = ("help", "?", "h", "usage")
 TIP_WORDS = ("tip", "tips", "random")
 SOURCES_WORDS = ("sources", "source", "about")
 SUBSCRIPTION_VERBS = ("subscribe", "unsubscribe", "subscription")
+MORE_WORDS = ("more",)
+# How each surface spells the daily-tip commands in help (Discord has slash commands of its own).
+SUBSCRIPTION_FORMS = {
+    "console": ("/trend subscribe", "/trend unsubscribe", "/trend subscription"),
+    "slack": ("/trend subscribe", "/trend unsubscribe", "/trend subscription"),
+    "discord": ("/subscribe", "/unsubscribe", "/subscription"),
+}
 _KEYWORDS = frozenset(TOPICS_WORDS + HELP_WORDS + TIP_WORDS + SOURCES_WORDS + SUBSCRIPTION_VERBS) - {""}
+_BARE = frozenset(("topics", "help", "tip", "sources", "more"))  # these alone are the command, anywhere
 
 
 def _is_keyword(rest: str) -> bool:

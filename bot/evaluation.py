@@ -184,3 +184,60 @@ def format_report(report: Report, name: str = "", misses: bool = True) -> str:
             got = o.reply.entry_id if o.reply.answered else f"({o.reply.kind})"
             lines.append(f"  {c.question!r}: want {want}, got {got} [{o.reply.score:.3f}]")
     return "\n".join(lines)
+
+
+# -- fitting the confidence model -----------------------------------------------------------------
+
+WRONG_COST = 3.0  # a confidently wrong reply costs this many right ones: the operating point's precision
+
+
+def candidate_rows(bot: TrendBot, cases: Iterable[Case]) -> list[tuple[int, list[float], int]]:
+    """(case number, features, label) for each candidate the model chooses between, on every case
+    the model decides (small talk and bare topic names never reach it)."""
+    from bot import confidence, smalltalk
+
+    rows = []
+    for n, case in enumerate(cases):
+        if smalltalk.classify(case.question) or bot.find_topic(case.question, bot._title_names):
+            continue
+        results = bot.index.search(case.question)
+        for rank, hit in enumerate(results.hits[:confidence.CANDIDATES]):
+            f = confidence.features(bot.index, results, hit, rank)
+            reply = bot.answers.short_reply(hit.entry_id, results, hit.score)
+            label = int(case.in_scope and Outcome(case, reply).right)
+            rows.append((n, [f[name] for name in confidence.FEATURES], label))
+    return rows
+
+
+def choose_threshold(rows: list[tuple[int, list[float], int]], probabilities: list[float]) -> float:
+    """The probability cut that maximises right answers minus WRONG_COST x wrong ones, where each
+    case answers with its most probable candidate."""
+    best: dict[int, tuple[float, int]] = {}
+    for (n, _, label), p in zip(rows, probabilities):
+        if n not in best or p > best[n][0]:
+            best[n] = (p, label)
+    ranked = sorted(best.values(), key=lambda pl: -pl[0])
+    gain, top, cut = 0.0, 0.0, 1.0
+    for i, (p, label) in enumerate(ranked):
+        gain += 1.0 if label else -WRONG_COST
+        nxt = ranked[i + 1][0] if i + 1 < len(ranked) else 0.0
+        if gain > top and p > nxt:
+            top, cut = gain, (p + nxt) / 2
+    return cut
+
+
+def fit_confidence(bot: TrendBot, cases: list[Case], folds: int = 5):
+    """Fit the confidence model on `cases` (the tuning part) and choose its threshold on
+    out-of-fold probabilities, so the cut is set on answers the model did not see."""
+    from bot import confidence
+
+    rows = candidate_rows(bot, cases)
+    out_of_fold = [0.0] * len(rows)
+    for k in range(folds):
+        train = [r for r in rows if r[0] % folds != k]
+        model = confidence.fit([r[1] for r in train], [r[2] for r in train], threshold=0.5)
+        for i, r in enumerate(rows):
+            if r[0] % folds == k:
+                out_of_fold[i] = model.probability(r[1])
+    cut = choose_threshold(rows, out_of_fold)
+    return confidence.fit([r[1] for r in rows], [r[2] for r in rows], threshold=round(cut, 4))

@@ -315,8 +315,8 @@ class _SourceNames:
     def _name(self, m: re.Match) -> str:
         name = self.names[m.group(1).lower()]
         before = m.string[: m.start()].rstrip(" *")
-        if not before or before.endswith((".", "\n", ":", "- ", "-")):
-            return name[:1].upper() + name[1:]  # a sentence or bullet starts with it
+        if not before or before.endswith((".", "!", "?", "\n", "- ", "-")):
+            return name[:1].upper() + name[1:]  # a sentence or bullet starts with it (not after a colon)
         return name
 
 

@@ -97,7 +97,7 @@ class Reloader:
                      "still answering from the last good version: " + "; ".join(exc.problems[:20]),
                      level=logging.ERROR, version=now, problems=len(exc.problems))
                 return "rejected"
-            bot = TrendBot(kb, threshold=self.live.current.threshold)
+            bot = TrendBot(kb, confidence=self.live.current.answers.confidence)
             self.live.replace(bot)
             self.loaded = Loaded(now, time.time(), kb.counts())
             self.rejected = []

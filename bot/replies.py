@@ -32,13 +32,15 @@ class Reply:
     title: str
     text: str
     answered: bool
-    kind: str  # answer | trend | topics | tip | help | sources | decline | error
+    kind: str  # answer | trend | topics | tip | help | sources | decline | smalltalk | error
     sources: tuple[SourceRef, ...] = ()
     suggestions: tuple[Suggestion, ...] = ()
     score: float = 0.0
     entry_id: str | None = None
     private: bool = False
     as_of: str = ""  # "Feb 2025": the date the knowledge behind this reply is current as of
+    more: bool = False  # a short answer: `/trend more <entry_id>` (a "More" control) shows the whole entry
+    entries: tuple[str, ...] = ()  # every entry a two-part answer draws on (entry_id is the first)
 
     def to_dict(self) -> dict:
         """JSON-ready form, including the whole reply as plain text."""
@@ -51,18 +53,22 @@ class Reply:
 
 
 def sources_line(reply: Reply) -> str:
-    """'Sources: Nucamp (Jan 2025) <url>; ... · as of Feb 2025', or ''. Titles are in `sources`."""
+    """'Sources: Nucamp, Jan 2025 · JetThoughts, Feb 2025', or ''. Titles and URLs are in `sources`;
+    rich renderers make each name the link."""
     if not reply.sources:
         return ""
-    cited = []
-    for s in reply.sources:
-        item = f"{s.name or s.title} ({s.date})" if s.date else (s.name or s.title)
-        cited.append(f"{item} <{s.url}>" if s.url else item)
-    label = "Source" if len(cited) == 1 else "Sources"
-    line = f"{label}: " + "; ".join(cited)
-    if reply.as_of:
-        line += f" · as of {reply.as_of}"
-    return line
+    label = "Source" if len(reply.sources) == 1 else "Sources"
+    return f"{label}: " + SOURCE_SEPARATOR.join(source_label(s) for s in reply.sources)
+
+
+SOURCE_SEPARATOR = " · "
+
+
+def source_label(source: SourceRef) -> str:
+    """'Nucamp, Jan 2025': the short name and the month the article is dated."""
+    name = source.name or source.title
+    return f"{name}, {source.date}" if source.date else name
+
 
 
 def suggestions_line(reply: Reply) -> str:

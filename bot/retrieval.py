@@ -49,14 +49,18 @@ class Document:
 
     id: str
     fields: tuple[Field, ...]
+    kind: str = ""  # "trend" or "faq": a feature of the match, not used for scoring
 
 
 @dataclass(frozen=True)
 class Hit:
-    """One scored entry."""
+    """One scored entry: the blended score and the three parts it is blended from."""
 
     entry_id: str
     score: float
+    doc: float = 0.0  # cosine with the whole entry
+    cover: float = 0.0  # share of the question's weight the entry holds, by field weight
+    phrase: float = 0.0  # cosine with the closest single phrasing
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,7 @@ class Results:
     corrections: tuple[tuple[str, str], ...]  # (typed, corrected)
     unknown: tuple[str, ...]  # words the index does not know and could not correct
     coverage: float  # share of content words the index knows
+    terms: tuple[tuple[int, float], ...] = ()  # the question's (term column, weight), weights summing to 1
 
     @property
     def best(self) -> Hit | None:
@@ -76,8 +81,12 @@ class Results:
 
 
 def _max_distance(word: str) -> int:
-    """Edits allowed when correcting a word: none for short words, one up to 7 letters, then two."""
-    if len(word) < 4:
+    """Edits allowed when correcting a word: none up to 4 letters, one up to 7, then two.
+
+    Four letters and fewer only get two swapped letters put back ("rsut"): too many real terms
+    sit one other edit from a known word ("cors" -> "core", "helm" -> "help").
+    """
+    if len(word) < 5:
         return 0
     return 1 if len(word) <= 7 else 2
 
@@ -87,9 +96,13 @@ class Index:
 
     def __init__(self, analyzer: Analyzer, ids: list[str], vocabulary_: dict[str, int],
                  idf_: np.ndarray, docs_: sparse.csr_matrix, phrases_: sparse.csr_matrix,
-                 phrase_owner_: np.ndarray, presence_: sparse.csr_matrix, words_: dict[str, int]):
+                 phrase_owner_: np.ndarray, presence_: sparse.csr_matrix, words_: dict[str, int],
+                 kinds: list[str] | None = None):
         self.analyzer = analyzer
         self.ids = ids
+        self._rows = {entry_id: row for row, entry_id in enumerate(ids)}
+        self._kinds = kinds or [""] * len(ids)
+        self.max_idf = float(idf_.max()) if len(idf_) else 1.0
         self.vocabulary_ = vocabulary_
         self.idf_ = idf_
         self.phrase_owner_ = phrase_owner_
@@ -167,6 +180,7 @@ class Index:
             np.asarray(owners, dtype=np.int64),
             presence,
             dict(words),
+            [d.kind for d in documents],
         )
 
     def __len__(self) -> int:
@@ -176,7 +190,8 @@ class Index:
         """The closest known word within the allowed edits (most used first on ties), or None."""
         limit = _max_distance(word)
         if not limit:
-            return None
+            swaps = (word[:i] + word[i + 1] + word[i] + word[i + 2:] for i in range(len(word) - 1))
+            return next((w for w in swaps if len(word) == 4 and w != word and w in self.words_), None)
         best, best_key = None, None
         for length in range(len(word) - limit, len(word) + limit + 1):
             for position in (0, 1):
@@ -208,6 +223,35 @@ class Index:
             words = self.analyzer.words(" ".join(words))
         return words, corrections, unknown
 
+    def kind(self, entry_id: str) -> str:
+        """The kind its document was built with ("trend", "faq")."""
+        return self._kinds[self._rows[entry_id]]
+
+    def column(self, term: str) -> int | None:
+        """The column of a (stemmed) term, or None when no entry uses it."""
+        return self.vocabulary_.get(term)
+
+    def idf(self, column: int) -> float:
+        """The inverse document frequency of a term column."""
+        return float(self.idf_[column])
+
+    def has(self, entry_id: str, column: int) -> bool:
+        """Whether the entry holds the term anywhere (any field)."""
+        indptr, indices, _ = self._presence
+        start, end = indptr[column], indptr[column + 1]
+        row = self._rows[entry_id]
+        at = start + int(np.searchsorted(indices[start:end], row))
+        return at < end and indices[at] == row
+
+    def holds(self, entry_id: str, terms: Iterable[tuple[int, float]]) -> float:
+        """The share of a question's weight (its `Results.terms`) the entry holds."""
+        return sum(w for column, w in terms if self.has(entry_id, column))
+
+    def columns(self, text: str) -> list[int]:
+        """The term columns of a text (unknown terms left out): what a unit of an answer holds."""
+        get = self.vocabulary_.get
+        return [c for c in map(get, self.analyzer.terms(text)) if c is not None]
+
     def vector(self, words: Iterable[str]) -> tuple[np.ndarray, np.ndarray]:
         """The L2-normalised TF-IDF vector of already-read words, as (columns, values)."""
         counts: dict[int, int] = defaultdict(int)
@@ -233,24 +277,26 @@ class Index:
         # A query has a handful of terms, so each product below reads only those terms' columns.
         n = len(self.ids)
         rows, vals = _columns(self._docs, cols, q)
-        scores = np.bincount(rows, weights=DOC_WEIGHT * vals, minlength=n)
+        doc = np.bincount(rows, weights=vals, minlength=n)
         rows, vals = _columns(self._presence, cols, q * q)  # q is unit length: weights sum to 1
-        scores += np.bincount(rows, weights=COVER_WEIGHT * vals, minlength=n)
+        cover = np.bincount(rows, weights=vals, minlength=n)
         rows, vals = _columns(self._phrases, cols, q)
+        best = np.zeros(n)
         if len(rows):
             per_phrase = np.bincount(rows, weights=vals, minlength=len(self.phrase_owner_))
             phrase_ids = np.flatnonzero(per_phrase)
-            best = np.zeros(n)
             np.maximum.at(best, self.phrase_owner_[phrase_ids], per_phrase[phrase_ids])
-            scores += PHRASE_WEIGHT * best
+        scores = DOC_WEIGHT * doc + COVER_WEIGHT * cover + PHRASE_WEIGHT * best
 
         top = np.flatnonzero(scores)
         if len(top) > k:
             top = top[np.argpartition(-scores[top], k - 1)[:k]]
         top = sorted(top.tolist(), key=lambda row: (-scores[row], row))
         damp = coverage ** COVERAGE_POWER
-        hits = tuple(Hit(self.ids[row], float(scores[row]) * damp) for row in top)
-        return Results(hits, tuple(words), tuple(corrections), tuple(unknown), coverage)
+        hits = tuple(Hit(self.ids[row], float(scores[row]) * damp, float(doc[row]), float(cover[row]), float(best[row]))
+                     for row in top)
+        terms = tuple(zip(cols.tolist(), (q * q).tolist()))
+        return Results(hits, tuple(words), tuple(corrections), tuple(unknown), coverage, terms)
 
 
 def _csc(m: sparse.spmatrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -25,7 +25,7 @@ def test_ask_prints_answer():
     out = run("ask", "is serverless cheaper?")
     assert out.returncode == 0
     assert out.stdout.startswith("Is serverless cheaper than running servers?")
-    assert "Source: Example (Feb 2025)" in out.stdout
+    assert "Source: Example, Feb 2025" in out.stdout
 
 
 def test_ask_json_stdin_one_object_per_line_in_order():

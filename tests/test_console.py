@@ -20,7 +20,7 @@ def test_render_plain_has_no_escape_codes(mini_bot):
     assert text.startswith("Serverless computing\n\n")
     assert "  • Pay only for what runs." in text
     assert "Tools: AWS Lambda, Azure Functions" in text
-    assert "Source: Example (Feb 2025) <https://example.com/a> · as of Feb 2025" in text
+    assert "Source: Example, Feb 2025" in text
 
 
 def test_render_color_styles_title():
@@ -49,3 +49,53 @@ def test_chat_loop_ends_on_eof(mini_bot):
     stdout = io.StringIO()
     assert console.chat(mini_bot, io.StringIO("k8s"), stdout) == 0
     assert "Kubernetes" in stdout.getvalue()
+
+
+def test_more_shows_the_whole_entry_behind_the_last_short_answer(mini_bot):
+    stdin = io.StringIO("does serverless scale with traffic\n/trend more\n")
+    stdout = io.StringIO()
+    console.chat(mini_bot, stdin, stdout)
+    short, full = stdout.getvalue().split("\n\nServerless computing\n\n", 1)
+    assert "More: /trend more serverless" in short and "Tools:" not in short
+    assert "Tools: AWS Lambda, Azure Functions" in full and "/trend more" not in full
+
+
+def test_more_before_any_answer_says_what_to_do(mini_bot):
+    stdout = io.StringIO()
+    console.chat(mini_bot, io.StringIO("more\n"), stdout)
+    assert "Ask a question first" in stdout.getvalue()
+
+
+def test_wrapping_breaks_between_words_and_keeps_bullet_indent():
+    reply = Reply(title="T", text="word " * 30 + "\n\n- " + "bullet " * 20, answered=True, kind="answer")
+    out = console.render(reply, width=40)
+    assert all(len(line) <= 40 for line in out.splitlines())
+    assert all(not line.endswith(" ") for line in out.splitlines())
+    body = [line for line in out.splitlines() if "bullet" in line]
+    assert body[0].startswith("  • bullet") and all(line.startswith("    bullet") for line in body[1:])
+    assert "wor\nd" not in out and " ".join(out.split()).count("word") == 30
+
+
+def test_wrapping_measures_without_color_codes():
+    reply = Reply(title="T", text="**" + "bold " * 20 + "**", answered=True, kind="answer")
+    out = console.render(reply, color=True, width=30)
+    assert all(len(console._ANSI.sub("", line)) <= 30 for line in out.splitlines())
+
+
+def test_no_color_turns_color_off(monkeypatch):
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    assert console.wants_color(Tty())
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert not console.wants_color(Tty())
+    assert not console.wants_color(io.StringIO())
+
+
+def test_tab_completes_commands_topics_and_subscribe_topics(mini_bot):
+    assert console.candidates(mini_bot, "/tr") == ["/trend"]
+    assert console.candidates(mini_bot, "/trend t") == ["topics", "tip"]
+    assert console.candidates(mini_bot, "/trend ser") == ["serverless"]
+    assert console.candidates(mini_bot, "/trend subscribe 09:00 UTC kub") == ["kubernetes"]
+    assert console.candidates(mini_bot, "is serverless") == []

@@ -16,7 +16,7 @@ def test_free_question_answers_faq_with_source_and_date(mini_bot):
     assert reply.answered and reply.entry_id == "serverless-cheaper"
     assert reply.sources[0].title == "Article A" and reply.sources[0].url == "https://example.com/a"
     assert reply.as_of == "Feb 2025"
-    assert "as of Feb 2025" in to_text(reply)
+    assert "Source: Example, Feb 2025" in to_text(reply) and "https://" not in to_text(reply)
     assert not reply.private
 
 
@@ -59,10 +59,21 @@ def test_command_with_a_question_is_answered(mini_bot):
 
 
 def test_out_of_scope_declines_privately_with_suggestions(mini_bot):
-    reply = ask(mini_bot, "what's the weather in paris tomorrow")
+    reply = ask(mini_bot, "best pizza oven for a small flat")
     assert not reply.answered and reply.kind == "decline" and reply.private
     assert 1 <= len(reply.suggestions) <= 3
-    assert "don't have a good answer" in reply.text
+    assert "rather not guess" in reply.text
+
+
+@pytest.mark.parametrize("text, says", [
+    ("what's the weather in paris tomorrow", "weather"),
+    ("whats 19 times 21", "sums"),
+    ("what time is it in tokyo", "time"),
+])
+def test_weather_sums_and_the_time_are_declined_outright(mini_bot, text, says):
+    reply = ask(mini_bot, text)
+    assert not reply.answered and reply.kind == "decline" and reply.private
+    assert says in reply.text and reply.suggestions
 
 
 def test_near_miss_suggests_related_topic(mini_bot):
@@ -71,10 +82,30 @@ def test_near_miss_suggests_related_topic(mini_bot):
     assert "kubernetes" in [s.query for s in reply.suggestions]
 
 
-@pytest.mark.parametrize("text", ["", "   ", "\n\t", "\u200b\u200b", "hi", "thanks!"])
+@pytest.mark.parametrize("text", ["", "   ", "\n\t", "\u200b\u200b"])
 def test_empty_or_contentless_input_gets_help(mini_bot, text):
     reply = ask(mini_bot, text)
     assert reply.kind == "help" and reply.private
+
+
+@pytest.mark.parametrize("text, says", [
+    ("hi", "Hi!"), ("hey bot", "Hi!"), ("thanks!", "welcome"), ("who are you?", "I'm trendbot"),
+    ("what can you do", "/trend help"), ("good bot", "Thanks!"),
+])
+def test_small_talk_gets_a_short_friendly_reply_pointing_to_help(mini_bot, text, says):
+    reply = ask(mini_bot, text)
+    assert reply.kind == "smalltalk" and not reply.answered and reply.private
+    assert says in reply.text and len(reply.text) < 300
+
+
+@pytest.mark.parametrize("text", ["hi, is serverless cheaper?", "thanks, and does lambda save money"])
+def test_a_question_after_a_greeting_is_still_answered(mini_bot, text):
+    assert ask(mini_bot, text).entry_id == "serverless-cheaper"
+
+
+@pytest.mark.parametrize("text, kind", [("help", "help"), ("topics", "topics"), ("tip", "tip"), ("sources?", "sources")])
+def test_a_bare_command_word_is_the_command(mini_bot, text, kind):
+    assert ask(mini_bot, text).kind == kind
 
 
 def test_control_and_zero_width_characters_are_stripped(mini_bot):
@@ -133,3 +164,11 @@ def test_hyphenated_jargon_matches_its_alias(shipped_bot):
 def test_corrected_word_completes_an_alias(shipped_bot):
     words, _, _ = shipped_bot.index.read("continous integration")
     assert words == shipped_bot.analyzer.words("continuous integration")
+
+
+@pytest.mark.parametrize("platform, form", [("console", "`/trend subscribe`"), ("slack", "`/trend subscribe`"),
+                                            ("discord", "`/subscribe`")])
+def test_help_lists_the_daily_tip_commands_in_the_platforms_form(mini_bot, platform, form):
+    text = ask(mini_bot, "help", platform=platform).text
+    assert form in text and "/trend more" in text
+    assert ("`/trend subscribe`" in text) == (platform != "discord")

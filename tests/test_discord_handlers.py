@@ -124,6 +124,9 @@ class Interaction:
                 outer._record("defer", kw)
                 outer.deferred.set()
 
+            async def edit_message(self, **kw):
+                outer._record("edit_message", kw)
+
         class Followup:
             async def send(self, **kw):
                 outer._record("followup", kw)
@@ -144,7 +147,7 @@ class Interaction:
     @property
     def sends(self) -> list[tuple[str, dict]]:
         """The calls that put text in front of someone."""
-        return [(what, kw) for what, kw in self.calls if what in ("send_message", "followup", "edit")]
+        return [(what, kw) for what, kw in self.calls if what in ("send_message", "followup", "edit", "edit_message")]
 
 
 def command(name: str, **options: str) -> dict:
@@ -335,6 +338,25 @@ async def test_decline_buttons_answer_the_topic_when_pressed(mini_bot):
     await buttons[0].callback(pressed)  # what discord.py runs on a press
     ((what, kw),) = pressed.calls
     assert what == "send_message" and kw["ephemeral"] is False and title(kw) == "Serverless computing"
+    assert_no_mentions(kw)
+
+
+async def test_more_edits_the_short_answer_into_the_whole_entry_in_place(mini_bot):
+    client = client_for(mini_bot)
+    interaction = Interaction(command("ask", question="does serverless scale with traffic"))
+    await client.answer_interaction(interaction)
+    ((_, kw),) = interaction.calls
+    (more,) = kw["view"].children
+    assert isinstance(more, da.MoreButton) and more.item.label == "More"
+    assert more.custom_id == de.MORE_PREFIX + "serverless" and kw["view"].timeout is None
+
+    pressed = Interaction({"custom_id": more.custom_id, "component_type": 2}, user=BOB, client=client)
+    await more.callback(pressed)  # what discord.py runs on a press, also after a restart (dynamic item)
+    ((what, kw),) = pressed.calls
+    assert what == "edit_message" and kw["view"] is None  # in place, and the button is gone
+    embed = kw["embeds"][0].to_dict()
+    assert embed["title"] == "Serverless computing"
+    assert [f["name"] for f in embed["fields"]] == ["Key points", "Tools", "Sources"]
     assert_no_mentions(kw)
 
 

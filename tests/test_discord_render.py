@@ -147,11 +147,11 @@ def test_fields_past_6000_move_to_the_next_embed_and_the_footer_ends_the_last():
                                 as_of="2025"))
     check_limits(messages)
     got = fields(messages)
-    assert [f["value"][2:5] for f in got] == [f"{i:03d}" for i in range(12)]
+    assert [f["value"][2:5] for f in got[:-1]] == [f"{i:03d}" for i in range(12)]
     embeds = [e for m in messages for e in m.embeds]
-    assert [len(e.get("fields", ())) for e in embeds] == [5, 5, 2]  # 5 x 1,006 + the rest fit; a 6th would not
-    assert embeds[-1]["footer"]["text"] == "Source: A (2025) · as of 2025"
-    assert all("footer" not in e for e in embeds[:-1]) and len(messages) == 3
+    assert [len(e.get("fields", ())) for e in embeds] == [5, 5, 3]  # 5 x 1,006 + the rest fit; a 6th would not
+    assert embeds[-1]["fields"][-1] == {"name": "Sources", "value": "[A](https://example.com/a), 2025", "inline": False}
+    assert all("footer" not in e for e in embeds) and len(messages) == 3
 
 
 def test_several_embeds_share_a_message_up_to_6000():
@@ -209,11 +209,11 @@ def test_very_long_reply_is_cut_with_a_note_and_keeps_its_sources():
     check_limits(messages)
     assert len(messages) == de.MAX_MESSAGES
     assert messages[-1].embeds[-1]["description"] == de.SHORTENED
-    assert messages[-1].embeds[-1]["footer"]["text"] == "Source: Example (Feb 2025)"
+    assert messages[-1].embeds[-1]["footer"]["text"] == "Source: Example, Feb 2025"
     content = de.render(reply, embeds=False)
     check_limits(content)
     assert len(content) == de.MAX_MESSAGES
-    assert content[-1].content == de.SHORTENED + "\n\n-# Source: [Example](<https://example.com/a>) (Feb 2025)"
+    assert content[-1].content == de.SHORTENED + "\n\n-# Source: [Example](<https://example.com/a>), Feb 2025"
 
 
 @pytest.mark.parametrize("n, count", [(1900, 1), (2100, 2)])
@@ -224,7 +224,7 @@ def test_content_mode_splits_at_2000(n, count):
     check_limits(messages)
     assert len(messages) == count and all(not m.embeds for m in messages)
     assert messages[0].content.startswith("**T**\n\n")
-    assert messages[-1].content.endswith("-# Source: [Example](<https://example.com/a>) (Feb 2025) · as of Feb 2025")
+    assert messages[-1].content.endswith("-# Source: [Example](<https://example.com/a>), Feb 2025")
 
 
 def test_an_empty_reply_is_still_a_message():
@@ -274,9 +274,9 @@ def test_text_cannot_ping_format_or_link(hostile):
             assert not re.search(r"@(everyone|here)\b", text, re.IGNORECASE), text
             # The only masked links are the ones we wrote, to our own addresses.
             targets = _LINK.findall(outside_code)
-            assert set(targets) <= {"https://example.com/ok", "<https://example.com/ok>", "<https://example.com/src>"}, targets
-            assert "plain " not in text or unescape(text).count("plain " + hostile) == 1
-        footer = messages[-1].embeds[-1]["footer"]["text"] if messages[-1].embeds else ""
+            assert set(targets) <= {"https://example.com/ok", "<https://example.com/ok>", "https://example.com/src",
+                                    "<https://example.com/src>"}, targets
+        footer = messages[-1].embeds[-1].get("footer", {}).get("text", "") if messages[-1].embeds else ""
         assert not re.search(r"@(everyone|here)\b", footer, re.IGNORECASE)
         assert all(not re.search(r"@(everyone|here)\b", b.label, re.IGNORECASE) for b in messages[-1].buttons)
     embed = de.render(reply)[0].embeds[0]
@@ -326,13 +326,14 @@ def test_link_targets_cannot_break_out():
     assert embed["url"] == "https://example.com/a_%28b%29%20c"
     assert embed["description"] == "see [A](https://example.com/x)"
     content = de.render(reply, embeds=False)[0].content
-    assert "[A](<https://example.com/a_%28b%29%20c>) (2025)" in content and "[A](<https://example.com/x>)" in content
+    assert "[A](<https://example.com/a_%28b%29%20c>), 2025" in content and "[A](<https://example.com/x>)" in content
+    assert {"name": "Sources", "value": "[A](https://example.com/a_%28b%29%20c), 2025", "inline": False} in embed["fields"]
 
 
 def test_non_http_links_are_text():
     reply = answer("[A](https://example.com/ok)", sources=(SourceRef("A", "javascript:alert(1)", "2025", name="A"),))
     embed = de.render(reply)[0].embeds[0]
-    assert "url" not in embed and embed["footer"]["text"] == "Source: A (2025)"
+    assert "url" not in embed and embed["fields"][-1]["value"] == "A (javascript:alert(1)), 2025"
     content = de.render(reply, embeds=False)[0].content
     assert "-# Source: A \\(javascript:alert(1)\\)" not in content and "javascript" in content
     assert content.count("](") == 1
@@ -427,3 +428,23 @@ def test_a_thousand_matches_give_25_choices_within_discord_limits():
 
 def test_typed_text_longer_than_discord_allows_is_cut(shipped_bot):
     assert de.choices(shipped_bot, "serverless " * 60)[0][1] == "serverless"
+
+
+def test_a_short_answer_has_a_more_button_and_the_whole_entry_has_none(mini_bot):
+    short = mini_bot.handle(Incoming("does serverless scale with traffic", platform="discord"))
+    (message,) = de.render(short)
+    assert [(b.label, b.custom_id, b.query) for b in message.buttons] == [
+        ("More", de.MORE_PREFIX + "serverless", "more serverless")]
+    full = mini_bot.handle(Incoming(message.buttons[0].query, platform="discord", is_command=True))
+    assert full.entry_id == "serverless" and not full.more
+    assert not de.render(full)[0].buttons
+
+
+def test_sources_are_a_field_of_linked_names_with_dates():
+    reply = answer("x", sources=(SourceRef("Title A", "https://example.com/a", "Jan 2025", name="Nucamp"),
+                                 SourceRef("Title B", "", "2025", name="an untitled trends article")))
+    embed = de.render(reply)[0].embeds[0]
+    assert embed["fields"][-1] == {"name": "Sources", "inline": False,
+                                   "value": "[Nucamp](https://example.com/a), Jan 2025 · an untitled trends article, 2025"}
+    content = de.render(reply, embeds=False)[0].content
+    assert content.endswith("-# Sources: [Nucamp](<https://example.com/a>), Jan 2025 · an untitled trends article, 2025")

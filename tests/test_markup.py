@@ -28,6 +28,6 @@ def test_reply_text_has_title_body_sources_and_suggestions():
         sources=(SourceRef("Art", "https://a.b", "Feb 2025", "Pub", "Pubname"),),
         suggestions=(Suggestion("Serverless", "serverless"),), as_of="Feb 2025",
     )
-    assert to_text(reply) == "T\n\nBody.\n\nSource: Pubname (Feb 2025) <https://a.b> · as of Feb 2025\n\nRelated: Serverless"
+    assert to_text(reply) == "T\n\nBody.\n\nSource: Pubname, Feb 2025\n\nRelated: Serverless"
     d = reply.to_dict()
     assert d["text"] == to_text(reply) and d["suggestions"] == ["Serverless"] and d["entry_id"] is None

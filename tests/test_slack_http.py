@@ -236,6 +236,24 @@ def test_pressing_a_suggestion_answers_that_topic(fake, start):
     assert header(reply) == "Serverless computing" and reply.data["replace_original"] is False
 
 
+def test_more_replaces_the_short_answer_with_the_whole_entry(fake, start):
+    app = start()
+    send_signed(app.port, slash(fake, "does serverless scale with traffic"), FORM)
+    (short,) = fake.wait_replies(1)
+    (more,) = [b for b in short.data["blocks"] if b["type"] == "actions"][0]["elements"]
+    assert more["action_id"] == "trendbot_more" and more["text"]["text"] == "More"
+    payload = fixture("block_actions") | {"response_url": fake.response_url("more")}
+    payload["actions"] = [{**payload["actions"][0], "action_id": more["action_id"], "value": more["value"]}]
+    status, _ = send_signed(app.port, interactive_body(payload), FORM)
+    assert status == 200
+    full = fake.wait_replies(2)[1]
+    assert full.path == "/response/more" and full.data["replace_original"] is True
+    assert "response_type" not in full.data  # the replaced message keeps who could see it
+    assert "Pay only for what runs." in full.data["text"] and "Tools: AWS Lambda" in full.data["text"]
+    assert not [b for b in full.data["blocks"] if b["type"] == "actions"]  # nothing more to show
+    assert not re.search(r"<[!@]", json.dumps(full.data))
+
+
 # -- request verification -----------------------------------------------------------------------
 
 

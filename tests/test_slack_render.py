@@ -134,9 +134,32 @@ def test_shipped_topic_card_renders_header_sections_context(shipped_bot):
     assert types[0] == "header" and types[-1] == "context" and "section" in types
     assert "• " in "\n".join(sections(message))
     context = message["blocks"][-1]["elements"][0]["text"]
-    assert re.search(r"Sources?: <https://[^|>]+\|[^>]+> \(", context) and " · as of " in context
+    assert re.match(r"Sources: <https://[^|>]+\|JetThoughts>, Feb 2025 · <https://[^|>]+\|Nucamp>, Jan 2025 · ", context)
+    assert "as of" not in context and "(" not in context
     json.dumps(message)  # serialisable as the Web API needs
     assert message["text"].startswith("Serverless")
+
+
+def test_a_short_answer_has_a_more_button_and_the_whole_entry_has_none(mini_bot):
+    short = mini_bot.handle(s.to_incoming(fixture("slash_command") | {"text": "does serverless scale with traffic"}))
+    assert short.more
+    message = kit.render(short)
+    (actions,) = [b for b in message["blocks"] if b["type"] == "actions"]
+    assert actions["elements"] == [{"type": "button", "action_id": kit.MORE_ACTION, "value": "more serverless",
+                                    "text": {"type": "plain_text", "text": "More", "emoji": True}}]
+    assert message["blocks"][-1]["type"] == "context"  # the sources stay last
+    full = mini_bot.handle(s.to_incoming(fixture("block_actions") | {"actions": [actions["elements"][0]]}))
+    assert full.entry_id == "serverless" and not full.more and "Tools" in full.text
+    assert not [b for b in kit.render(full)["blocks"] if b["type"] == "actions"]
+
+
+def test_sources_line_names_link_to_the_articles_with_their_dates():
+    reply = Reply(title="T", text="x", answered=True, kind="answer", sources=(
+        SourceRef("Title A", "https://example.com/a?x=1&y=<2>", "Jan 2025", name="Nucamp"),
+        SourceRef("Title B", "", "2025", name="an untitled trends article")))
+    context = kit.render(reply)["blocks"][-1]["elements"][0]["text"]
+    assert context == ("Sources: <https://example.com/a?x=1&amp;y=%3C2%3E|Nucamp>, Jan 2025 · "
+                       "an untitled trends article, 2025")
 
 
 # -- limits -----------------------------------------------------------------------------------
