@@ -38,8 +38,12 @@ def to_incoming(line: str) -> Incoming:
     head, _, rest = stripped.partition(" ")
     # The person at the terminal manages the console's one channel, `console`.
     if head.lower() in ("/trend", "/trendbot"):
-        return Incoming(rest.strip(), platform="console", is_command=True, is_dm=True, can_manage=True)
-    return Incoming(stripped, platform="console", is_dm=True, can_manage=True)
+        return Incoming(rest.strip(), platform="console", is_command=True, is_dm=True, can_manage=_yes)
+    return Incoming(stripped, platform="console", is_dm=True, can_manage=_yes)
+
+
+def _yes() -> bool:
+    return True
 
 
 def _spans(items: tuple[markup.Span, ...], color: bool) -> str:

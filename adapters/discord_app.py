@@ -1,6 +1,6 @@
 """Discord: interactions and messages to Incoming, and a thin discord.py client wiring them to the core.
 
-The pure part (`to_incoming`, `wants_reply`, `Settings.from_env` here, `render` and `choices`
+The pure part (`to_incoming`, `wants_reply`, `Settings.from_config` here, `render` and `choices`
 in adapters/discord_embeds.py) holds what is worth testing; `DiscordClient` only connects it to
 discord.py: `/trend`, `/ask` and `/tip`, mentions, DMs and suggestion buttons. Only this module
 imports discord, and the CLI imports it lazily, so the console path never loads it.
@@ -14,20 +14,20 @@ import asyncio
 import contextlib
 import functools
 import logging
-import os
 import re
-import signal
 from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import aiohttp
 import discord
 from discord import app_commands
 
-from adapters.lifecycle import InFlight
 from adapters.discord_embeds import BUTTON_PREFIX, MORE_PREFIX, Button, Message, choices, render
+from adapters.lifecycle import InFlight
+from adapters.platform import Surface
 from adapters.secrets import SecretFilter, SettingsError, read_secret
+from bot.config import Config, ConfigError, Setting, load
 from bot.core import Incoming
 from bot.events import emit
 from bot.schedule import zone_names
@@ -47,8 +47,9 @@ NO_MENTIONS = discord.AllowedMentions.none()  # no reply pings anyone, the asker
 # deferred ("trendbot is thinking…"), leaving time for the defer call itself to arrive.
 DEFER_AFTER = 1.5
 
-__all__ = ["DiscordClient", "DiscordPoster", "NO_MENTIONS", "PERMISSIONS", "SecretFilter", "Settings", "SettingsError",
-           "MoreButton", "SuggestionButton", "invite_url", "plain_text", "rest_poster", "run", "to_incoming", "wants_reply"]
+__all__ = ["SETTINGS", "SURFACE", "DiscordClient", "DiscordPlatform", "DiscordPoster", "NO_MENTIONS", "PERMISSIONS",
+           "SecretFilter", "Settings", "SettingsError", "MoreButton", "SuggestionButton", "invite_url", "plain_text",
+           "rest_poster", "to_incoming", "wants_reply"]
 
 
 class Answerer(Protocol):
@@ -64,6 +65,25 @@ class Answerer(Protocol):
 # -- settings -----------------------------------------------------------------------------------
 
 
+def as_server_id(text: str) -> int | None:
+    """DISCORD_GUILD_ID (and `trendbot discord --guild`): a server id, or empty for none."""
+    if not text.strip():
+        return None
+    if not text.strip().isdigit() or int(text) <= 0:
+        raise ValueError("must be a Discord server id (digits): enable Developer Mode, right-click the server, "
+                         "Copy Server ID")
+    return int(text)
+
+
+SETTINGS = (
+    Setting("DISCORD_TOKEN", "", "Discord: the bot token; set it to run in Discord", secret=True),
+    Setting("DISCORD_GUILD_ID", "", "Discord: register the slash commands in this one server only (development)",
+            as_server_id),
+)
+LOGIN_REJECTED = (f"DISCORD_TOKEN was rejected by Discord: reset the token in {PORTAL} → your application → Bot → "
+                  "Reset Token, and set DISCORD_TOKEN to the new one")
+
+
 @dataclass(frozen=True)
 class Settings:
     """The Discord settings, read once at start. The token stays out of repr() and so out of tracebacks."""
@@ -77,9 +97,9 @@ class Settings:
         return (self.token,) if self.token else ()
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] = os.environ, *, guild_id: int | None = None) -> Settings:
-        """Read and check DISCORD_TOKEN (or the file DISCORD_TOKEN_FILE names)."""
-        token = read_secret(environ, "DISCORD_TOKEN")
+    def from_config(cls, config: Config) -> Settings:
+        """Check DISCORD_TOKEN (or the file DISCORD_TOKEN_FILE names)."""
+        token = read_secret(config.environ, "DISCORD_TOKEN")
         if not token:
             raise SettingsError(f"DISCORD_TOKEN is not set: give it the bot's token ({PORTAL} → your application "
                                 "→ Bot → Reset Token)")
@@ -89,9 +109,16 @@ class Settings:
             raise SettingsError("DISCORD_TOKEN is malformed: a bot token has three parts separated by dots; copy it "
                                 f"from {PORTAL} → your application → Bot → Reset Token (not the Client Secret or "
                                 "the Public Key)")
-        if guild_id is not None and guild_id <= 0:
-            raise SettingsError("--guild must be a server id (enable Developer Mode, right-click the server, Copy Server ID)")
-        return cls(token=token, guild_id=guild_id)
+        return cls(token=token, guild_id=config["DISCORD_GUILD_ID"])
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str], **overrides) -> Settings:
+        """Settings from environment variables alone (tests and scripts), with fields overridden."""
+        try:
+            config = load(environ, settings=SETTINGS)
+        except ConfigError as exc:
+            raise SettingsError("; ".join(exc.problems)) from None
+        return replace(cls.from_config(config), **overrides)
 
 
 def invite_url(application_id: int | str) -> str:
@@ -115,15 +142,16 @@ def to_incoming(source: Any, *, bot_id: int | None = None) -> Incoming:
         is_dm = source.guild is None
         channel, thread = _place(source.channel, source.channel.id)
         return Incoming(plain_text(source, bot_id), platform="discord", channel_id=channel,
-                        user_id=str(source.author.id), thread_id=thread, is_mention=not is_dm, is_dm=is_dm)
+                        user_id=str(source.author.id), thread_id=thread, is_mention=not is_dm, is_dm=is_dm,
+                        spell=spelling)
     data = source.data or {}
     channel, thread = _place(source.channel, source.channel_id)
     # Daily-tip subscriptions need Manage Channels in this channel (Discord resolves the member's
     # permissions into the interaction; in a DM there is no channel to manage but the DM itself).
     permissions = getattr(source, "permissions", None)
-    can_manage = source.guild_id is None or bool(getattr(permissions, "manage_channels", False))
+    allowed = source.guild_id is None or bool(getattr(permissions, "manage_channels", False))
     where = dict(platform="discord", channel_id=channel, user_id=str(source.user.id), thread_id=thread,
-                 is_dm=source.guild_id is None, can_manage=can_manage)
+                 is_dm=source.guild_id is None, can_manage=lambda: allowed, spell=spelling)
     if "custom_id" in data:
         custom_id = data["custom_id"]
         if not custom_id.startswith((BUTTON_PREFIX, MORE_PREFIX)):
@@ -132,8 +160,7 @@ def to_incoming(source: Any, *, bot_id: int | None = None) -> Incoming:
     options = {o.get("name"): o.get("value") for o in data.get("options") or ()}
     name = data.get("name")
     if name == "trend":
-        # As in Slack, a bare /trend shows usage (the core's "" is the topic list).
-        return Incoming(str(options.get("topic") or "").strip() or "help", is_command=True, **where)
+        return Incoming(str(options.get("topic") or "").strip(), is_command=True, **where)
     if name == "ask":
         return Incoming(str(options.get("question") or ""), **where)
     if name == "tip":
@@ -144,6 +171,14 @@ def to_incoming(source: Any, *, bot_id: int | None = None) -> Incoming:
     if name in ("unsubscribe", "subscription"):
         return Incoming(name, is_command=True, **where)
     raise ValueError(f"not a command trendbot answers: {name!r}")
+
+
+def spelling(verb: str, time: str = "", zone: str = "", topics: str = "") -> str:
+    """Discord's own commands for daily tips: `/subscribe time:08:30 zone:Europe/Berlin topics:serverless`."""
+    if verb != "subscribe":
+        return f"/{verb}"
+    options = (("time", time), ("zone", zone), ("topics", topics))
+    return " ".join(["/subscribe", *(f"{name}:{value}" for name, value in options if value)])
 
 
 def _place(channel: Any, channel_id: Any) -> tuple[str, str | None]:
@@ -330,20 +365,13 @@ class DiscordClient(discord.Client):
         if self.application_id:
             self.announce(f"invite it to a server: {invite_url(self.application_id)}")
 
-    async def serve(self, *, on_sigterm: bool = True) -> None:
-        """Log in, sync commands, connect and run until closed (or SIGTERM); bad settings raise SettingsError."""
+    async def serve(self) -> None:
+        """Log in, sync commands, connect and run until closed; bad settings raise SettingsError."""
         try:
             async with self:
-                try:  # stop cleanly on SIGTERM (docker stop, systemd); only possible in the main thread
-                    if on_sigterm:
-                        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM,
-                                                                      lambda: asyncio.ensure_future(self.shutdown()))
-                except (NotImplementedError, RuntimeError, ValueError):
-                    pass
                 await self.start(self.settings.token)
         except discord.LoginFailure:
-            raise SettingsError(f"DISCORD_TOKEN was rejected by Discord: reset the token in {PORTAL} → your "
-                                "application → Bot → Reset Token, and set DISCORD_TOKEN to the new one") from None
+            raise SettingsError(LOGIN_REJECTED) from None
         except discord.PrivilegedIntentsRequired:
             raise SettingsError(f"Discord refused a privileged intent the application has not enabled: turn it on in "
                                 f"{PORTAL} → your application → Bot → Privileged Gateway Intents") from None
@@ -600,8 +628,9 @@ def _may_embed_in(channel: Any, client: discord.Client) -> bool:
 
 
 @contextlib.asynccontextmanager
-async def rest_poster(settings: Settings) -> AsyncIterator[DiscordPoster]:
+async def rest_poster(config: Config) -> AsyncIterator[DiscordPoster]:
     """A DiscordPoster over Discord's REST API alone, without the gateway (`trendbot tips run-once`)."""
+    settings = Settings.from_config(config)
     intents = discord.Intents.none()
     intents.guilds = True  # never used without the gateway; without it discord.py warns on every start
     client = discord.Client(intents=intents, allowed_mentions=NO_MENTIONS)
@@ -609,8 +638,7 @@ async def rest_poster(settings: Settings) -> AsyncIterator[DiscordPoster]:
         try:
             await client.login(settings.token)
         except discord.LoginFailure:
-            raise SettingsError(f"DISCORD_TOKEN was rejected by Discord: reset the token in {PORTAL} → your "
-                                "application → Bot → Reset Token, and set DISCORD_TOKEN to the new one") from None
+            raise SettingsError(LOGIN_REJECTED) from None
         except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
             raise SettingsError(f"cannot reach Discord: {type(exc).__name__}") from None
         yield DiscordPoster(client)
@@ -618,27 +646,51 @@ async def rest_poster(settings: Settings) -> AsyncIterator[DiscordPoster]:
         await client.close()
 
 
-def run(core: Answerer, settings: Settings, announce: Callable[[str], None]) -> None:
-    """Run the Discord bot, and the daily-tip scheduler if the core has one, until interrupted."""
+# -- the platform ---------------------------------------------------------------------------------
 
-    async def main() -> None:
-        client = DiscordClient(core, settings, announce=announce)
-        tips = getattr(core, "tips", None)
-        if tips is None:
-            await client.serve()
-            return
-        stop = asyncio.Event()
 
-        async def scheduler() -> None:
-            await client.wait_until_ready()
-            await tips.run({"discord": DiscordPoster(client)}, stop)
+class DiscordPlatform:
+    """Discord as the runner supervises it; discord.py resumes and reconnects the gateway itself."""
 
-        task = asyncio.create_task(scheduler())
-        try:
-            await client.serve()
-        finally:
-            stop.set()
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+    name = "discord"
 
-    asyncio.run(main())
+    def __init__(self, bot: Answerer, store: Any, settings: Settings, announce: Callable[[str], None] = lambda _: None):
+        self.bot, self.settings, self.announce = bot, settings, announce
+        self.client: DiscordClient | None = None
+        self.task: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        """Log in and connect; returns once the gateway session is up (SettingsError says what to fix)."""
+        self.client = DiscordClient(self.bot, self.settings, announce=self.announce)
+        self.task = asyncio.create_task(self.client.serve())
+        while not self.client.connected():
+            done, _ = await asyncio.wait({self.task}, timeout=0.05)
+            if done:
+                self.task.result()  # raises why it ended
+                raise ConnectionError("the Discord connection ended before it was ready")
+
+    async def wait(self) -> None:
+        """Until the client ends for good."""
+        if self.task is not None:
+            await asyncio.shield(self.task)  # a cancelled wait must not cut the client off mid-reply
+
+    async def stop(self, drain: float) -> None:
+        """Answer nothing new, let replies in progress finish (up to `drain` s), then close."""
+        client, task, self.client, self.task = self.client, self.task, None, None
+        if client is not None:
+            await client.shutdown(drain)
+        if task is not None:
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.wait_for(task, 2.0)
+
+    async def connected(self) -> bool:
+        """Whether the gateway session is up."""
+        return self.client is not None and self.client.connected()
+
+    def poster(self) -> DiscordPoster | None:
+        """The tip poster over the live client."""
+        return DiscordPoster(self.client) if self.client is not None else None
+
+
+SURFACE = Surface("discord", SETTINGS, ("DISCORD_TOKEN",), "DISCORD_TOKEN", Settings.from_config, DiscordPlatform,
+                  rest_poster)

@@ -13,12 +13,11 @@ can share this one.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-import os
 import re
-import signal
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 from urllib.parse import urlsplit
@@ -36,8 +35,10 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from adapters.lifecycle import InFlight
-from adapters.slack_blocks import ACTION_PREFIX, MORE_ACTION, render
+from adapters.platform import Surface
 from adapters.secrets import SecretFilter, SettingsError, read_secret
+from adapters.slack_blocks import ACTION_PREFIX, MORE_ACTION, render
+from bot.config import Config, ConfigError, Setting, as_port, load
 from bot.core import Incoming
 from bot.events import emit
 from bot.replies import Reply
@@ -50,8 +51,8 @@ COMMAND = "/trend"
 PATH = "/slack/events"
 DEFAULT_API_URL = "https://slack.com/api/"
 
-__all__ = ["Settings", "SettingsError", "SecretFilter", "SlackApp", "SlackPoster", "changes_subscription",
-           "event_key", "plain_text", "render", "run", "to_incoming", "wants_reply"]
+__all__ = ["SETTINGS", "SURFACE", "Settings", "SettingsError", "SecretFilter", "SlackApp", "SlackPlatform",
+           "SlackPoster", "event_key", "plain_text", "post_once", "render", "to_incoming", "wants_reply"]
 
 
 class Answerer(Protocol):
@@ -61,6 +62,44 @@ class Answerer(Protocol):
 
 
 # -- settings -----------------------------------------------------------------------------------
+
+
+def as_user_ids(text: str) -> frozenset[str]:
+    """TRENDBOT_SLACK_MANAGERS: comma-separated Slack user ids."""
+    ids = frozenset(m.strip() for m in text.split(",") if m.strip())
+    if any(not re.fullmatch(r"[UW][A-Z0-9]+", m) for m in ids):
+        raise ValueError("must be a comma-separated list of Slack user ids (U...)")
+    return ids
+
+
+SETTINGS = (
+    Setting("SLACK_BOT_TOKEN", "", "Slack: the Bot User OAuth Token (xoxb-...); set it to run in Slack", secret=True),
+    Setting("SLACK_APP_TOKEN", "", "Slack: an app-level token (xapp-...) for Socket Mode; unset: HTTP mode",
+            secret=True),
+    Setting("SLACK_SIGNING_SECRET", "", "Slack HTTP mode: the app's Signing Secret", secret=True),
+    Setting("SLACK_API_URL", DEFAULT_API_URL, "Slack Web API base URL"),
+    Setting("TRENDBOT_SLACK_HOST", "0.0.0.0", "Slack HTTP mode: address for /slack/events"),
+    Setting("TRENDBOT_SLACK_PORT", "3000", "Slack HTTP mode: port for /slack/events", as_port),
+    Setting("TRENDBOT_SLACK_MANAGERS", "", "Slack user ids (comma-separated) who may change daily tips in any "
+            "channel", as_user_ids, many=True),
+)
+
+
+def _bot_token(environ: Mapping[str, str]) -> str:
+    token = read_secret(environ, "SLACK_BOT_TOKEN")
+    if not token:
+        raise SettingsError("SLACK_BOT_TOKEN is not set: give it the app's Bot User OAuth Token (xoxb-...)")
+    if not re.fullmatch(r"xoxb-[\w-]+", token):
+        raise SettingsError("SLACK_BOT_TOKEN is malformed: a bot token starts with xoxb- and has no spaces")
+    return token
+
+
+def _api_url(text: str) -> str:
+    url = text or DEFAULT_API_URL
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        raise SettingsError("SLACK_API_URL is malformed: it must be an http(s) URL such as https://slack.com/api/")
+    return url.rstrip("/") + "/"
 
 
 @dataclass(frozen=True)
@@ -85,17 +124,19 @@ class Settings:
         """The values that must never reach a log."""
         return tuple(s for s in (self.bot_token, self.app_token, self.signing_secret) if s)
 
+    @property
+    def listens(self) -> dict[str, int]:
+        """The port it serves on (HTTP mode), by the variable that sets it."""
+        return {} if self.socket_mode else {"TRENDBOT_SLACK_PORT": self.port}
+
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] = os.environ, *, host: str = "0.0.0.0", port: int = 3000) -> Settings:
-        """Read and check SLACK_BOT_TOKEN, SLACK_APP_TOKEN, SLACK_SIGNING_SECRET and SLACK_API_URL.
+    def from_config(cls, config: Config) -> Settings:
+        """Check SLACK_BOT_TOKEN, SLACK_APP_TOKEN, SLACK_SIGNING_SECRET and SLACK_API_URL.
 
         Each secret may instead sit in a file named by NAME_FILE (Docker and systemd secrets).
         """
-        bot_token = read_secret(environ, "SLACK_BOT_TOKEN")
-        if not bot_token:
-            raise SettingsError("SLACK_BOT_TOKEN is not set: give it the app's Bot User OAuth Token (xoxb-...)")
-        if not re.fullmatch(r"xoxb-[\w-]+", bot_token):
-            raise SettingsError("SLACK_BOT_TOKEN is malformed: a bot token starts with xoxb- and has no spaces")
+        environ = config.environ
+        bot_token = _bot_token(environ)
         app_token = read_secret(environ, "SLACK_APP_TOKEN")
         if app_token and not re.fullmatch(r"xapp-[\w-]+", app_token):
             raise SettingsError("SLACK_APP_TOKEN is malformed: an app-level token starts with xapp- and has no spaces")
@@ -105,17 +146,18 @@ class Settings:
                                 "Signing Secret to verify requests")
         if secret and not re.fullmatch(r"[A-Za-z0-9]+", secret):
             raise SettingsError("SLACK_SIGNING_SECRET is malformed: a signing secret is letters and digits only")
-        api_url = environ.get("SLACK_API_URL", "").strip() or DEFAULT_API_URL
-        parts = urlsplit(api_url)
-        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
-            raise SettingsError("SLACK_API_URL is malformed: it must be an http(s) URL such as https://slack.com/api/")
-        if not 0 <= port <= 65535:
-            raise SettingsError("--port must be between 0 and 65535")
-        managers = frozenset(m.strip() for m in environ.get("TRENDBOT_SLACK_MANAGERS", "").split(",") if m.strip())
-        if any(not re.fullmatch(r"[UW][A-Z0-9]+", m) for m in managers):
-            raise SettingsError("TRENDBOT_SLACK_MANAGERS is malformed: a comma-separated list of Slack user ids (U...)")
         return cls(bot_token=bot_token, signing_secret=secret, app_token=app_token,
-                   api_url=api_url.rstrip("/") + "/", host=host, port=port, managers=managers)
+                   api_url=_api_url(config["SLACK_API_URL"]), host=config["TRENDBOT_SLACK_HOST"],
+                   port=config["TRENDBOT_SLACK_PORT"], managers=config["TRENDBOT_SLACK_MANAGERS"])
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str], **overrides) -> Settings:
+        """Settings from environment variables alone (tests and scripts), with fields overridden."""
+        try:
+            config = load(environ, settings=SETTINGS)
+        except ConfigError as exc:
+            raise SettingsError("; ".join(exc.problems)) from None
+        return replace(cls.from_config(config), **overrides)
 
 
 # -- payloads -> Incoming -------------------------------------------------------------------------
@@ -132,8 +174,7 @@ def to_incoming(payload: Mapping) -> Incoming:
         text = plain_text(payload.get("text") or "")
         channel = payload.get("channel_id", "")
         return Incoming(
-            # Slack's spec for this surface: a bare /trend shows usage (the core's "" is the topic list).
-            text or "help", platform="slack", channel_id=channel, user_id=payload.get("user_id", ""),
+            text, platform="slack", channel_id=channel, user_id=payload.get("user_id", ""),
             is_command=True, is_dm=_is_dm(channel, payload.get("channel_name")),
         )
     if payload.get("type") == "event_callback":
@@ -222,11 +263,6 @@ def _is_dm(channel: str, channel_type: str | None) -> bool:
     return channel_type in ("im", "directmessage") or channel.startswith("D")
 
 
-def changes_subscription(text: str) -> bool:
-    """Whether /trend text subscribes or unsubscribes the channel (which needs a permission check)."""
-    return text.split(maxsplit=1)[0].lower() in ("subscribe", "unsubscribe") if text.strip() else False
-
-
 # Errors after which posting to a channel cannot work until someone changes something in Slack.
 PERMANENT_ERRORS = frozenset({
     "channel_not_found", "is_archived", "not_in_channel", "account_inactive", "invalid_auth",
@@ -257,15 +293,6 @@ class SlackPoster:
             raise PostError(f"Slack said {error}", permanent=error in PERMANENT_ERRORS) from None
         except (ClientError, asyncio.TimeoutError) as exc:  # 429s were already retried by the client
             raise PostError(f"cannot reach Slack: {type(exc).__name__}", permanent=False) from None
-
-
-def poster_from_env(environ: Mapping[str, str] = os.environ) -> SlackPoster:
-    """A SlackPoster from SLACK_BOT_TOKEN and SLACK_API_URL alone (`trendbot tips run-once`)."""
-    token = read_secret(environ, "SLACK_BOT_TOKEN")
-    if not re.fullmatch(r"xoxb-[\w-]+", token):
-        raise SettingsError("SLACK_BOT_TOKEN is malformed: a bot token starts with xoxb- and has no spaces")
-    api_url = (environ.get("SLACK_API_URL", "").strip() or DEFAULT_API_URL).rstrip("/") + "/"
-    return SlackPoster(AsyncWebClient(token=token, base_url=api_url, retry_handlers=retry_handlers()))
 
 
 # -- the slack-bolt app -------------------------------------------------------------------------
@@ -319,11 +346,20 @@ class SlackApp:
             await self._answer_command(body)
 
     async def _answer_command(self, body: dict) -> None:
-        incoming = to_incoming(body)
-        if changes_subscription(incoming.text):
-            incoming = replace(incoming, can_manage=await self.can_manage(incoming.user_id, incoming.channel_id))
+        incoming = self._with_permission(to_incoming(body))
         reply = await asyncio.to_thread(self.bot.handle, incoming)
         await self._respond(body.get("response_url"), reply)
+
+    def _with_permission(self, incoming: Incoming) -> Incoming:
+        """The core asks whether the sender may change the channel's tips only when a command needs it;
+        the answer runs in a worker thread, so the check (Web API calls) goes back to this loop."""
+        loop = asyncio.get_running_loop()
+
+        def ask() -> bool:
+            check = asyncio.run_coroutine_threadsafe(self.can_manage(incoming.user_id, incoming.channel_id), loop)
+            return check.result(timeout=15)
+
+        return replace(incoming, can_manage=ask)
 
     async def _on_event(self, body: dict) -> None:
         # Events are acknowledged by bolt before this runs (see the class docstring).
@@ -508,30 +544,53 @@ class SlackApp:
             self.port = port
             announce(f"listening for Slack on http://{self.settings.host}:{port}{PATH} (HTTP mode) as {user_id}")
 
-    async def serve(self, announce: Callable[[str], None] = lambda _: None) -> None:
-        """Check the token, start in Socket Mode or HTTP mode, and run until cancelled or SIGTERM."""
-        await self.start(announce)
-        stop = asyncio.Event()
-        try:
-            # Stop cleanly on SIGTERM (docker stop, systemd); only possible in the main thread.
-            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-        except (NotImplementedError, RuntimeError, ValueError):
-            pass
-        tips = getattr(self.bot, "tips", None)
-        scheduler = asyncio.create_task(tips.run({"slack": SlackPoster(self.client)}, stop)) if tips else None
-        try:
-            await stop.wait()
-        finally:
-            if scheduler is not None:
-                stop.set()
-                await scheduler
-            await self.stop()
 
 
-def run(bot: Answerer, store: Store, settings: Settings, announce: Callable[[str], None]) -> None:
-    """Run the Slack app until interrupted (the CLI's `trendbot slack`)."""
+# -- the platform ---------------------------------------------------------------------------------
 
-    async def main() -> None:
-        await SlackApp(bot, store, settings).serve(announce)
 
-    asyncio.run(main())
+class SlackPlatform:
+    """Slack as the runner supervises it; Socket Mode reconnects by itself (slack_sdk)."""
+
+    name = "slack"
+
+    def __init__(self, bot: Answerer, store: Store, settings: Settings,
+                 announce: Callable[[str], None] = lambda _: None):
+        self.bot, self.store, self.settings, self.announce = bot, store, settings, announce
+        self.app: SlackApp | None = None
+
+    async def start(self) -> None:
+        """Check the token and start receiving (Socket Mode or HTTP); SettingsError says what to fix."""
+        self.app = SlackApp(self.bot, self.store, self.settings)
+        await self.app.start(self.announce)
+
+    async def wait(self) -> None:
+        """Run until stopped: slack_sdk reconnects a dropped socket itself, and HTTP mode has none."""
+        await asyncio.Event().wait()
+
+    async def stop(self, drain: float) -> None:
+        """Stop receiving, let answers in progress finish (up to `drain` s)."""
+        app, self.app = self.app, None
+        if app is not None:
+            await app.stop(drain)
+
+    async def connected(self) -> bool:
+        """Whether events can arrive: the socket is up, or the HTTP server listens."""
+        return self.app is not None and await self.app.connected()
+
+    def poster(self) -> SlackPoster | None:
+        """The tip poster over the app's Web API client."""
+        return SlackPoster(self.app.client) if self.app is not None else None
+
+
+@contextlib.asynccontextmanager
+async def post_once(config: Config) -> AsyncIterator[SlackPoster]:
+    """A tip poster over the Web API alone, without receiving anything (`trendbot tips run-once`):
+    it needs SLACK_BOT_TOKEN and SLACK_API_URL only."""
+    yield SlackPoster(AsyncWebClient(token=_bot_token(config.environ), base_url=_api_url(config["SLACK_API_URL"]),
+                                     retry_handlers=retry_handlers()))
+
+
+SURFACE = Surface("slack", SETTINGS, ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET"),
+                  "SLACK_BOT_TOKEN (and SLACK_APP_TOKEN for Socket Mode or SLACK_SIGNING_SECRET for HTTP mode)",
+                  Settings.from_config, SlackPlatform, post_once)

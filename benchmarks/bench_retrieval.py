@@ -141,7 +141,7 @@ def cold_start() -> float:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     for _ in range(RUNS):
         t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "bot.cli", "ask", "is serverless cheaper?"],
+        subprocess.run([sys.executable, "-m", "trendbot", "ask", "is serverless cheaper?"],
                        check=True, capture_output=True, env=env, cwd=ROOT)
         times.append(time.perf_counter() - t0)
     return statistics.median(times)

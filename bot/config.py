@@ -5,6 +5,9 @@ case without the `TRENDBOT_` prefix (`TRENDBOT_HTTP_PORT` -> `http_port`, `SLACK
 `slack_api_url`). The environment wins over the file, the file over the default. Secrets (the
 tokens) come from the environment only, or from a file named by NAME_FILE: a config file that
 holds one is refused. `load` checks everything and lists every problem at once.
+
+This module holds the mechanism and the core's own settings (`SETTINGS`); each platform adapter
+declares its settings next to the code that uses them, and the app layer reads them all together.
 """
 from __future__ import annotations
 
@@ -19,7 +22,8 @@ from typing import Any
 
 import yaml
 
-__all__ = ["SETTINGS", "Config", "ConfigError", "Setting", "load", "read"]
+__all__ = ["SETTINGS", "Config", "ConfigError", "Setting", "as_choice", "as_flag", "as_folder", "as_path", "as_port",
+           "as_seconds", "as_text", "load", "read"]
 
 
 class ConfigError(ValueError):
@@ -30,7 +34,7 @@ class ConfigError(ValueError):
         self.problems = problems
 
 
-def _choice(*allowed: str) -> Callable[[str], str]:
+def as_choice(*allowed: str) -> Callable[[str], str]:
     def parse(text: str) -> str:
         value = text.strip().lower()
         if value not in allowed:
@@ -39,13 +43,13 @@ def _choice(*allowed: str) -> Callable[[str], str]:
     return parse
 
 
-def _port(text: str) -> int:
+def as_port(text: str) -> int:
     if not text.strip().isdigit() or not 0 <= int(text) <= 65535:
         raise ValueError("must be a port number from 0 to 65535 (0 picks a free one)")
     return int(text)
 
 
-def _seconds(limit: float, least: float = 0.0) -> Callable[[str], float]:
+def as_seconds(limit: float, least: float = 0.0) -> Callable[[str], float]:
     def parse(text: str) -> float:
         try:
             value = float(text)
@@ -58,7 +62,7 @@ def _seconds(limit: float, least: float = 0.0) -> Callable[[str], float]:
     return parse
 
 
-def _flag(text: str) -> bool:
+def as_flag(text: str) -> bool:
     value = text.strip().lower()
     if value in ("1", "true", "yes", "on"):
         return True
@@ -67,35 +71,19 @@ def _flag(text: str) -> bool:
     raise ValueError("must be true or false")
 
 
-def _text(text: str) -> str:
+def as_text(text: str) -> str:
     return text.strip()
 
 
-def _path(text: str) -> str:
+def as_path(text: str) -> str:
     return str(Path(text.strip()).expanduser()) if text.strip() else ""
 
 
-def _folder(text: str) -> str:
-    path = _path(text)
-    if path and not Path(path).is_dir():
-        raise ValueError(f"{path} is not a folder")
-    return path
-
-
-def _server_id(text: str) -> int | None:
-    if not text.strip():
-        return None
-    if not text.strip().isdigit() or int(text) <= 0:
-        raise ValueError("must be a Discord server id (digits): enable Developer Mode, right-click the server, "
-                         "Copy Server ID")
-    return int(text)
-
-
-def _user_ids(text: str) -> tuple[str, ...]:
-    ids = tuple(m.strip() for m in text.split(",") if m.strip())
-    if any(not re.fullmatch(r"[UW][A-Z0-9]+", m) for m in ids):
-        raise ValueError("must be a comma-separated list of Slack user ids (U...)")
-    return ids
+def as_folder(value: str) -> str:
+    found = as_path(value)
+    if found and not Path(found).is_dir():
+        raise ValueError(f"{found} is not a folder")
+    return found
 
 
 @dataclass(frozen=True)
@@ -105,8 +93,9 @@ class Setting:
     name: str
     default: str
     help: str
-    parse: Callable[[str], Any] = _text
+    parse: Callable[[str], Any] = as_text
     secret: bool = False
+    many: bool = False  # a comma-separated list; a config file may give it as a YAML list
 
     @property
     def key(self) -> str:
@@ -115,34 +104,19 @@ class Setting:
 
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("TRENDBOT_KNOWLEDGE", "", "knowledge folder; empty: the knowledge shipped with trendbot", _folder),
+    Setting("TRENDBOT_KNOWLEDGE", "", "knowledge folder; empty: the knowledge shipped with trendbot", as_folder),
     Setting("TRENDBOT_DB", "", "SQLite store (subscriptions, tip history, answered Slack events); "
-            "empty: ~/.local/state/trendbot/trendbot.db", _path),
-    Setting("TRENDBOT_LOG_FORMAT", "text", "text or json (one JSON object per line)", _choice("text", "json")),
-    Setting("TRENDBOT_LOG_LEVEL", "info", "debug, info, warning or error", _choice("debug", "info", "warning", "error")),
-    Setting("TRENDBOT_LOG_QUESTIONS", "false", "true puts the text of questions in the logs (off for privacy)", _flag),
+            "empty: ~/.local/state/trendbot/trendbot.db", as_path),
+    Setting("TRENDBOT_LOG_FORMAT", "text", "text or json (one JSON object per line)", as_choice("text", "json")),
+    Setting("TRENDBOT_LOG_LEVEL", "info", "debug, info, warning or error", as_choice("debug", "info", "warning", "error")),
+    Setting("TRENDBOT_LOG_QUESTIONS", "false", "true puts the text of questions in the logs (off for privacy)", as_flag),
     Setting("TRENDBOT_HTTP_HOST", "0.0.0.0", "address of the /healthz and /metrics endpoints"),
-    Setting("TRENDBOT_HTTP_PORT", "8080", "port of the /healthz and /metrics endpoints", _port),
+    Setting("TRENDBOT_HTTP_PORT", "8080", "port of the /healthz and /metrics endpoints", as_port),
     Setting("TRENDBOT_RELOAD_INTERVAL", "2", "seconds between checks of the knowledge folder for changes; "
-            "0: reload on SIGHUP only", _seconds(3600, least=0.5)),
+            "0: reload on SIGHUP only", as_seconds(3600, least=0.5)),
     Setting("TRENDBOT_TIPS_CATCH_UP_HOURS", "6", "after downtime, post today's missed tip if at most this many "
-            "hours late", _seconds(23)),
-    Setting("SLACK_BOT_TOKEN", "", "Slack: the Bot User OAuth Token (xoxb-...); set it to run in Slack",
-            secret=True),
-    Setting("SLACK_APP_TOKEN", "", "Slack: an app-level token (xapp-...) for Socket Mode; unset: HTTP mode",
-            secret=True),
-    Setting("SLACK_SIGNING_SECRET", "", "Slack HTTP mode: the app's Signing Secret", secret=True),
-    Setting("SLACK_API_URL", "https://slack.com/api/", "Slack Web API base URL"),
-    Setting("TRENDBOT_SLACK_HOST", "0.0.0.0", "Slack HTTP mode: address for /slack/events"),
-    Setting("TRENDBOT_SLACK_PORT", "3000", "Slack HTTP mode: port for /slack/events", _port),
-    Setting("TRENDBOT_SLACK_MANAGERS", "", "Slack user ids (comma-separated) who may change daily tips in any "
-            "channel", _user_ids),
-    Setting("DISCORD_TOKEN", "", "Discord: the bot token; set it to run in Discord", secret=True),
-    Setting("DISCORD_GUILD_ID", "", "Discord: register the slash commands in this one server only (development)",
-            _server_id),
+            "hours late", as_seconds(23)),
 )
-_BY_NAME = {s.name: s for s in SETTINGS}
-_BY_KEY = {s.key: s for s in SETTINGS}
 
 
 @dataclass(frozen=True)
@@ -153,6 +127,7 @@ class Config:
     values: Mapping[str, Any]
     origins: Mapping[str, str]  # environment | NAME_FILE | config file | default
     environ: Mapping[str, str] = field(repr=False)  # holds the secrets: never in a repr or traceback
+    settings: tuple[Setting, ...] = SETTINGS
 
     def __getitem__(self, name: str) -> Any:
         return self.values[name]
@@ -164,7 +139,7 @@ class Config:
     def lines(self) -> list[str]:
         """The settings as NAME=value lines, secrets masked, each with where it came from."""
         out = []
-        for s in SETTINGS:
+        for s in self.settings:
             origin = self.origins[s.name]
             if s.secret:
                 shown, origin = ("********", origin) if self.has(s.name) else ("", "not set")
@@ -174,31 +149,33 @@ class Config:
         return out
 
 
-def load(environ: Mapping[str, str] = os.environ, path: str | os.PathLike[str] | None = None) -> Config:
-    """Read the settings from `environ` and the YAML file at `path`; ConfigError lists every problem."""
-    config, problems = read(environ, path)
+def load(environ: Mapping[str, str], path: str | os.PathLike[str] | None = None,
+         settings: tuple[Setting, ...] = SETTINGS) -> Config:
+    """Read `settings` from `environ` and the YAML file at `path`; ConfigError lists every problem."""
+    config, problems = read(environ, path, settings)
     if problems:
         raise ConfigError(problems)
     return config
 
 
-def read(environ: Mapping[str, str] = os.environ,
-         path: str | os.PathLike[str] | None = None) -> tuple[Config, list[str]]:
+def read(environ: Mapping[str, str], path: str | os.PathLike[str] | None = None,
+         settings: tuple[Setting, ...] = SETTINGS) -> tuple[Config, list[str]]:
     """The settings and their problems; a setting with a problem takes its default, so checks can go on."""
+    by_name = {s.name: s for s in settings}
     problems: list[str] = []
     merged: dict[str, str] = {}
     origins: dict[str, str] = {}
     if path is not None:
-        for name, text in _read_file(Path(path), problems).items():
+        for name, text in _read_file(Path(path), problems, settings).items():
             merged[name], origins[name] = text, "config file"
     for key, text in environ.items():
-        if key in _BY_NAME and not text.strip():
+        if key in by_name and not text.strip():
             continue  # an empty variable means "not set" (a whole .env file copied in), so the file or default stands
         merged[key] = text
-        if key in _BY_NAME:
+        if key in by_name:
             origins[key] = "environment"
     values: dict[str, Any] = {}
-    for s in SETTINGS:
+    for s in settings:
         if s.secret:
             if environ.get(s.name, "").strip():
                 origins[s.name] = "environment"
@@ -214,10 +191,10 @@ def read(environ: Mapping[str, str] = os.environ,
         except ValueError as exc:
             problems.append(f"{s.name} ({origins[s.name]}): {exc}")
             values[s.name] = s.parse(s.default)
-    return Config(values, origins, merged), problems
+    return Config(values, origins, merged, settings), problems
 
 
-def _read_file(path: Path, problems: list[str]) -> dict[str, str]:
+def _read_file(path: Path, problems: list[str], settings: tuple[Setting, ...]) -> dict[str, str]:
     """A config file's settings by variable name; its problems go to `problems`."""
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -234,17 +211,18 @@ def _read_file(path: Path, problems: list[str]) -> dict[str, str]:
     if not isinstance(data, dict):
         problems.append(f"--config {path}: must be a mapping of settings, e.g. `log_format: json`")
         return {}
+    by_key = {s.key: s for s in settings}
     out = {}
     for key, value in data.items():
-        setting = _BY_KEY.get(str(key).lower())
+        setting = by_key.get(str(key).lower())
         if setting is None:
-            close = difflib.get_close_matches(str(key).lower(), _BY_KEY, n=1)
+            close = difflib.get_close_matches(str(key).lower(), by_key, n=1)
             hint = f"; did you mean {close[0]}?" if close else ""
             problems.append(f"--config {path}: unknown setting {str(key)[:60]!r}{hint}")
         elif setting.secret:
             problems.append(f"--config {path}: {key} is a secret; secrets come from the environment only "
                             f"({setting.name} or {setting.name}_FILE), never from a file that may be committed")
-        elif isinstance(value, (dict, list)) and not (setting.name == "TRENDBOT_SLACK_MANAGERS" and isinstance(value, list)):
+        elif isinstance(value, dict) or (isinstance(value, list) and not setting.many):
             problems.append(f"--config {path}: {key} must be a single value")
         elif isinstance(value, list):
             out[setting.name] = ",".join(str(v) for v in value)

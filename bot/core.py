@@ -18,7 +18,7 @@ from bot.knowledge import Faq, Knowledge, Trend
 from bot.replies import Reply, SourceRef, Suggestion
 from bot.retrieval import Document, Field, Index
 from bot.store import Store
-from bot.tips import DailyTips
+from bot.tips import DailyTips, Spell, tip_reply, trend_spelling
 
 log = logging.getLogger(__name__)
 
@@ -27,9 +27,18 @@ TOPIC_MATCH = 86  # rapidfuzz ratio a /trend argument needs to name a topic dire
 COMMAND_PREFIX = re.compile(r"^\s*/?trend(?:bot)?\b\s*", re.IGNORECASE)
 
 
+def _no() -> bool:
+    return False
+
+
 @dataclass(frozen=True)
 class Incoming:
-    """A message from any surface, in the core's terms."""
+    """A message from any surface, in the core's terms.
+
+    `can_manage` answers whether the sender may change this channel's settings (daily tips); the
+    core calls it only for a command that changes them, so a platform whose check costs API calls
+    pays only then. `spell` writes a command the way the platform does (Discord has /subscribe).
+    """
 
     text: str
     platform: str = "console"
@@ -39,7 +48,8 @@ class Incoming:
     is_command: bool = False  # a slash command: text is what follows the command name
     is_mention: bool = False
     is_dm: bool = False
-    can_manage: bool = False  # may change this channel's settings (daily tips); the adapter decides
+    can_manage: Callable[[], bool] = _no
+    spell: Spell = trend_spelling
 
 
 def documents(kb: Knowledge) -> list[Document]:
@@ -126,7 +136,7 @@ class TrendBot:
         if command or text.strip(" ?!.").lower() in _BARE:  # a bare "help" or "tip" is the command
             return self._command(text.strip() if command else text.strip(" ?!."), incoming)
         if not text:
-            return Decision(self.help(incoming.platform), None)
+            return Decision(self.help(incoming.spell), None)
         return self.answer(text)
 
     def _command(self, arg: str, incoming: Incoming) -> Decision:
@@ -137,11 +147,13 @@ class TrendBot:
                 return Decision(Reply(title="Daily tips are off", answered=False, kind="error", private=True,
                                       text="This trendbot runs without a store, so it can't keep subscriptions."), None)
             return Decision(self.tips.command(verb.lower(), args, incoming.platform, incoming.channel_id,
-                                              incoming.can_manage), None)
+                                              incoming.can_manage, incoming.spell), None)
+        if not word:  # a bare /trend, on every surface: how to use it
+            return Decision(self.help(incoming.spell), None)
         if word in TOPICS_WORDS:
             return Decision(self.topics(), None)
         if word in HELP_WORDS:
-            return Decision(self.help(incoming.platform), None)
+            return Decision(self.help(incoming.spell), None)
         if word in TIP_WORDS:
             return Decision(self.tip(), None)
         if word in SOURCES_WORDS:
@@ -222,9 +234,10 @@ class TrendBot:
             text="Ask me anything about these, or type `/trend <topic>` for a topic card.\n\n" + "\n".join(lines),
         )
 
-    def help(self, platform: str = "console") -> Reply:
+    def help(self, spell: Spell = trend_spelling) -> Reply:
         """How to use the bot, with the daily-tip commands in the platform's own form."""
-        subscribe, unsubscribe, subscription = SUBSCRIPTION_FORMS.get(platform, SUBSCRIPTION_FORMS["console"])
+        subscribe, unsubscribe, subscription = spell("subscribe"), spell("unsubscribe"), spell("subscription")
+        example = spell("subscribe", "09:00", "Europe/Berlin", "serverless")
         text = (
             "I answer questions about backend-development trends from a curated, cited knowledge base.\n\n"
             "- Ask a question: \"is serverless cheaper?\", \"k8s vs plain docker?\", \"what are devs paid?\"\n"
@@ -233,7 +246,7 @@ class TrendBot:
             "- `/trend topics`: every topic I know\n"
             "- `/trend tip`: a random backend tip\n"
             "- `/trend sources`: the articles my answers come from\n"
-            f"- `{subscribe}`: a daily tip in this channel (e.g. `{subscribe} 09:00 Europe/Berlin serverless`); "
+            f"- `{subscribe}`: a daily tip in this channel (e.g. `{example}`); "
             f"`{subscription}` shows it, `{unsubscribe}` stops it\n"
             "- `/trend help`: this message"
         )
@@ -243,13 +256,7 @@ class TrendBot:
         """A random tip."""
         if not self.kb.tips:
             return Reply(title="No tips yet", text="The knowledge base has no tips.", answered=False, kind="tip", private=True)
-        tip = self.kb.tips[self.rng.choice(sorted(self.kb.tips))]
-        trend = self.kb.trends.get(tip.trend)
-        return Reply(
-            title="Backend tip", text=tip.text, answered=True, kind="tip",
-            sources=self._sources((tip.source,)), suggestions=self._related((tip.trend,) if trend else ()),
-            entry_id=tip.id, as_of=self.kb.as_of((tip.source,)),
-        )
+        return tip_reply(self.kb, self.kb.tips[self.rng.choice(sorted(self.kb.tips))])
 
     def source_list(self) -> Reply:
         """The articles the knowledge comes from."""
@@ -288,18 +295,12 @@ class TrendBot:
 
 
 # The /trend subcommands; anything else after /trend is a topic or a question.
-TOPICS_WORDS = ("", "topics", "list", "ls")
+TOPICS_WORDS = ("topics", "list", "ls")
 HELP_WORDS = ("help", "?", "h", "usage")
 TIP_WORDS = ("tip", "tips", "random")
 SOURCES_WORDS = ("sources", "source", "about")
 SUBSCRIPTION_VERBS = ("subscribe", "unsubscribe", "subscription")
 MORE_WORDS = ("more",)
-# How each surface spells the daily-tip commands in help (Discord has slash commands of its own).
-SUBSCRIPTION_FORMS = {
-    "console": ("/trend subscribe", "/trend unsubscribe", "/trend subscription"),
-    "slack": ("/trend subscribe", "/trend unsubscribe", "/trend subscription"),
-    "discord": ("/subscribe", "/unsubscribe", "/subscription"),
-}
 _KEYWORDS = frozenset(TOPICS_WORDS + HELP_WORDS + TIP_WORDS + SOURCES_WORDS + SUBSCRIPTION_VERBS) - {""}
 _BARE = frozenset(("topics", "help", "tip", "sources", "more"))  # these alone are the command, anywhere
 

@@ -1,7 +1,9 @@
 """The tiny markup the core hands out: paragraphs, bullets, **bold**, `code` and [links](url).
 
 Renderers walk `parse(text)` and escape each piece of plain text for their platform, so no
-knowledge text or echoed input ever reaches a platform as live markup.
+knowledge text or echoed input ever reaches a platform as live markup. Text a person typed is put
+in with `literal(text)`, which backslash-escapes the markup characters: it stays plain text on
+every surface, whatever it holds.
 """
 from __future__ import annotations
 
@@ -9,10 +11,18 @@ import re
 from dataclasses import dataclass
 
 _INLINE = re.compile(
-    r"\*\*(?P<bold>[^*\n]+?)\*\*"
+    r"\\(?P<escaped>[\\*`\[\]()_-])"
+    r"|\*\*(?P<bold>(?:\\.|[^*\n\\])+?)\*\*"
     r"|`(?P<code>[^`\n]+)`"
-    r"|\[(?P<label>[^\]\n]+)\]\((?P<url>https?://[^\s)]+)\)"
+    r"|\[(?P<label>(?:\\.|[^\]\n\\])+)\]\((?P<url>https?://[^\s)]+)\)"
 )
+_ESCAPABLE = re.compile(r"([\\*`\[\]()_-])")
+_UNESCAPE = re.compile(r"\\([\\*`\[\]()_-])")
+
+
+def literal(text: str) -> str:
+    """`text` as markup that shows exactly `text`: no bold, code, link or bullet can come of it."""
+    return _ESCAPABLE.sub(r"\\\1", " ".join(text.split()))
 
 
 @dataclass(frozen=True)
@@ -34,22 +44,32 @@ class Block:
 
 
 def spans(line: str) -> tuple[Span, ...]:
-    """Split one line into plain, bold and link spans."""
+    """Split one line into plain, bold, code and link spans; escaped characters are plain text."""
     out: list[Span] = []
+    plain_run: list[str] = []
     pos = 0
+
+    def flush() -> None:
+        if plain_run:
+            out.append(Span("".join(plain_run)))
+            plain_run.clear()
+
     for m in _INLINE.finditer(line):
-        if m.start() > pos:
-            out.append(Span(line[pos : m.start()]))
-        if m.group("bold") is not None:
-            out.append(Span(m.group("bold"), bold=True))
-        elif m.group("code") is not None:
-            out.append(Span(m.group("code"), code=True))
+        plain_run.append(line[pos : m.start()])
+        if m.group("escaped") is not None:
+            plain_run.append(m.group("escaped"))
         else:
-            out.append(Span(m.group("label"), url=m.group("url")))
+            flush()
+            if m.group("bold") is not None:
+                out.append(Span(_UNESCAPE.sub(r"\1", m.group("bold")), bold=True))
+            elif m.group("code") is not None:
+                out.append(Span(m.group("code"), code=True))
+            else:
+                out.append(Span(_UNESCAPE.sub(r"\1", m.group("label")), url=m.group("url")))
         pos = m.end()
-    if pos < len(line):
-        out.append(Span(line[pos:]))
-    return tuple(out)
+    plain_run.append(line[pos:])
+    flush()
+    return tuple(s for s in out if s.text)
 
 
 def parse(text: str) -> list[Block]:
@@ -70,7 +90,7 @@ def parse(text: str) -> list[Block]:
         line = raw.strip()
         if not line:
             flush()
-        elif line.startswith(("- ", "* ")):
+        elif line.startswith(("- ", "* ")):  # an escaped "\\- " is text, not a bullet
             if para:
                 flush()
             bullets.append(line[2:].strip())

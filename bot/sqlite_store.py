@@ -1,9 +1,10 @@
-"""The persistent store: one SQLite file shared by every process of one installation.
+"""The SQLite store: one file shared by every process of one installation (the default store).
 
-It holds event de-duplication (`claim`), daily-tip subscriptions and the per-day tip posts;
-features add their tables as new entries in `MIGRATIONS`. Every "exactly once" rests on a PRIMARY KEY / UNIQUE constraint, never on timing,
-and the SQL is plain (no SQLite-only syntax in the statements themselves), so a PostgreSQL
-backend can follow with the same statements and another DB-API driver.
+It implements bot/store.py's Store: event de-duplication (`claim`), daily-tip subscriptions and
+the per-day tip posts; features add their tables as new entries in `MIGRATIONS`. Every "exactly
+once" rests on a PRIMARY KEY / UNIQUE constraint, never on timing, and the SQL is plain (no
+SQLite-only syntax in the statements themselves), so a PostgreSQL store can follow with the same
+statements and another DB-API driver.
 """
 from __future__ import annotations
 
@@ -13,14 +14,13 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Mapping
 from pathlib import Path
 
 from bot.schedule import Subscription
+from bot.store import StoreError
 
 log = logging.getLogger(__name__)
 
-ENV = "TRENDBOT_DB"
 # Slack retries an event up to three times within minutes; a day of keys covers that with room.
 CLAIM_TTL = 24 * 3600.0
 EXPIRE_EVERY = 3600.0  # `claim` deletes expired keys at most this often
@@ -46,36 +46,19 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 
-class StoreError(Exception):
-    """The store cannot be opened or used; the message names the file and, if set, TRENDBOT_DB."""
-
-
-def default_path(environ: Mapping[str, str] = os.environ) -> Path:
-    """$TRENDBOT_DB, else trendbot/trendbot.db in the user's state directory."""
-    if environ.get(ENV):
-        return Path(environ[ENV]).expanduser()
-    if os.name == "nt" and environ.get("LOCALAPPDATA"):
-        base = Path(environ["LOCALAPPDATA"])
-    elif environ.get("XDG_STATE_HOME"):
-        base = Path(environ["XDG_STATE_HOME"])
-    else:
-        base = Path(os.path.expanduser("~")) / ".local" / "state"
-    return base / "trendbot" / "trendbot.db"
-
-
-class Store:
+class SQLiteStore:
     """One SQLite database: created with its schema on first use, WAL so processes can share it.
 
-    Safe to call from several threads: one connection, one lock.
+    Safe to call from several threads: one connection, one lock. `where` is how errors name it
+    ("/data/trendbot.db (TRENDBOT_DB)").
     """
 
-    def __init__(self, path: str | os.PathLike[str] | None = None, *, ttl: float = CLAIM_TTL,
-                 environ: Mapping[str, str] = os.environ):
-        self.path = Path(path) if path is not None else default_path(environ)
+    def __init__(self, path: str | os.PathLike[str], *, ttl: float = CLAIM_TTL, where: str | None = None):
+        self.path = Path(path).expanduser()
         self.ttl = ttl
         self._lock = threading.Lock()
         self._last_expiry = float("-inf")
-        where = f"{self.path}" + (f" (from {ENV})" if path is None and environ.get(ENV) else "")
+        where = where or str(self.path)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             # isolation_level=None: each statement commits on its own unless we BEGIN explicitly.
@@ -275,7 +258,7 @@ class Store:
         with self._lock:
             self._db.close()
 
-    def __enter__(self) -> Store:
+    def __enter__(self) -> SQLiteStore:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -15,6 +15,7 @@ from typing import Protocol
 
 from bot.events import emit
 from bot.knowledge import Knowledge, Tip, Trend
+from bot.markup import literal
 from bot.replies import Reply, SourceRef, Suggestion
 from bot.schedule import (CATCH_UP, DEFAULT_TIME, DEFAULT_ZONE, UTC, Subscription, choose_tip, due,
                           local_date, next_post, parse_time, parse_zone, zones_named)
@@ -25,8 +26,19 @@ log = logging.getLogger(__name__)
 CLAIM_TIMEOUT = dt.timedelta(minutes=10)  # an unsent claim older than this is retried
 DEACTIVATE_AFTER = 3  # permanent posting failures in a row before a channel is switched off
 TICK = 30.0  # seconds between scheduler passes
-USAGE = ("`/trend subscribe [HH:MM] [Area/City] [topic ...]`, e.g. `/trend subscribe 08:30 Europe/Berlin "
-         "serverless devops`; `/trend unsubscribe`; `/trend subscription`")
+Spell = Callable[..., str]  # spell(verb, time=, zone=, topics=) -> the command as the platform writes it
+
+
+def trend_spelling(verb: str, time: str = "", zone: str = "", topics: str = "") -> str:
+    """How the commands are written where everything goes through /trend: `/trend subscribe 08:30 UTC`."""
+    return " ".join(part for part in ("/trend", verb, time, zone, topics) if part)
+
+
+def usage(spell: Spell) -> str:
+    """How to use the subscription commands, in the platform's spelling."""
+    return (f"`{spell('subscribe', '[HH:MM]', '[Area/City]', '[topic ...]')}`, e.g. "
+            f"`{spell('subscribe', '08:30', 'Europe/Berlin', 'serverless devops')}`; `{spell('unsubscribe')}`; "
+            f"`{spell('subscription')}`")
 
 
 class PostError(Exception):
@@ -55,15 +67,15 @@ class PostResult:
     outcome: str  # sent | failed | deactivated | claimed-elsewhere | no-poster | no-tips
 
 
-def tip_post(kb: Knowledge, tip: Tip) -> Reply:
-    """A tip as the daily post shows it: header, the tip, its source, and how to ask more."""
+def tip_reply(kb: Knowledge, tip: Tip, daily: bool = False) -> Reply:
+    """A tip as a reply: the tip, its source and its topic; the daily post also says how to ask more."""
     trend = kb.trends.get(tip.trend)
     text = tip.text
-    if trend is not None:
+    if daily and trend is not None:
         text += f"\n\nMore on this: `/trend {trend.id}`"
     src = kb.sources[tip.source]
     return Reply(
-        title="Daily backend tip", text=text, answered=True, kind="tip",
+        title="Daily backend tip" if daily else "Backend tip", text=text, answered=True, kind="tip",
         sources=(SourceRef(src.title, src.url, src.when, src.publisher, src.name),),
         suggestions=(Suggestion(trend.title, trend.id),) if trend else (), entry_id=tip.id,
         as_of=src.when,
@@ -101,32 +113,37 @@ class DailyTips:
     @property
     def store(self) -> Store:
         """The store, opened on first use when a factory was given (so `trendbot ask` makes no file)."""
-        if not isinstance(self._store, Store):
+        if not hasattr(self._store, "claim_post"):  # a function that opens the store
             self._store = self._store()
         return self._store
 
     # -- commands ---------------------------------------------------------------------------
 
-    def command(self, verb: str, args: list[str], platform: str, channel_id: str, can_manage: bool) -> Reply:
-        """`subscribe`, `unsubscribe` or `subscription` for the channel the command came from."""
+    def command(self, verb: str, args: list[str], platform: str, channel_id: str,
+                may_manage: Callable[[], bool], spell: Spell = trend_spelling) -> Reply:
+        """`subscribe`, `unsubscribe` or `subscription` for the channel the command came from.
+
+        `may_manage()` asks the platform whether the sender may change the channel's tips; it is
+        called only for a change. `spell` writes the commands the way the platform does.
+        """
         if verb == "subscription":
-            return self.describe(platform, channel_id)
-        if not can_manage:
-            return _private("Not allowed here",
-                            "Only people who can manage this channel can change its daily tips "
-                            "(Slack: a workspace admin or the channel's creator; Discord: Manage Channels).")
+            return self.describe(platform, channel_id, spell=spell)
+        if not may_manage():
+            return _private("Not allowed here", "Only people who can manage this channel can change its daily "
+                                                "tips; ask one of them, or a workspace or server admin.")
         if verb == "unsubscribe":
             if self.store.unsubscribe(platform, channel_id):
                 return Reply(title="Daily tips stopped", answered=True, kind="subscription",
-                             text="This channel will get no more daily tips. `/trend subscribe` starts them again.")
-            return _private("Not subscribed", "This channel has no daily tips to stop. " + USAGE)
-        sub = self.parse_subscribe(args, platform, channel_id)
+                             text=f"This channel will get no more daily tips. `{spell('subscribe')}` starts them again.")
+            return _private("Not subscribed", "This channel has no daily tips to stop. " + usage(spell))
+        sub = self.parse_subscribe(args, platform, channel_id, spell)
         if isinstance(sub, Reply):
             return sub
         self.store.subscribe(sub)
-        return self.describe(platform, channel_id, title="Daily tips on")
+        return self.describe(platform, channel_id, title="Daily tips on", spell=spell)
 
-    def parse_subscribe(self, args: list[str], platform: str, channel_id: str) -> Subscription | Reply:
+    def parse_subscribe(self, args: list[str], platform: str, channel_id: str,
+                        spell: Spell = trend_spelling) -> Subscription | Reply:
         """Read `[HH:MM] [Area/City] [topic ...]`, or explain what is wrong with an example."""
         time, zone, topics = DEFAULT_TIME, DEFAULT_ZONE, []
         rest = list(args)
@@ -134,40 +151,41 @@ class DailyTips:
             parsed = parse_time(rest.pop(0))
             if parsed is None:
                 return _private("That time doesn't work", "Give the time as 24-hour HH:MM, e.g. "
-                                "`/trend subscribe 08:30 Europe/Berlin`.")
+                                f"`{spell('subscribe', '08:30', 'Europe/Berlin')}`.")
             time = parsed
         if rest and ("/" in rest[0] or rest[0].upper() in ("UTC", "GMT", "Z")):
             parsed_zone = parse_zone(rest.pop(0))
             if parsed_zone is None:
                 return _private("Unknown time zone", "Use an Area/City zone name, e.g. `Europe/Berlin`, "
-                                "`America/New_York` or `UTC`: `/trend subscribe 08:30 America/New_York`.")
+                                f"`America/New_York` or `UTC`: `{spell('subscribe', '08:30', 'America/New_York')}`.")
             zone = parsed_zone
         for word in rest:
             trend = self.find_topic(word)
             if trend is None and (zones := zones_named(word)):
                 return _private("Unknown time zone", f"Give the zone's full Area/City name, e.g. `{zones[0]}`: "
-                                f"`/trend subscribe 08:30 {zones[0]}`.")
+                                f"`{spell('subscribe', '08:30', zones[0])}`.")
             if trend is None:
-                return _private("Unknown topic", f"I don't know a topic called \"{word[:60]}\". "
-                                "`/trend topics` lists them; e.g. `/trend subscribe 09:00 UTC serverless`.")
+                return _private("Unknown topic", f"I don't know a topic called \"{literal(word[:60])}\". "
+                                f"`/trend topics` lists them; e.g. `{spell('subscribe', '09:00', 'UTC', 'serverless')}`.")
             if trend.id not in topics:
                 topics.append(trend.id)
         if topics and not self.pool(topics):
             return _private("No tips for those topics", "None of those topics has tips yet; pick others or none.")
         return Subscription(platform, channel_id, time, zone, tuple(topics))
 
-    def describe(self, platform: str, channel_id: str, title: str = "Daily tips") -> Reply:
+    def describe(self, platform: str, channel_id: str, title: str = "Daily tips",
+                 spell: Spell = trend_spelling) -> Reply:
         """The channel's settings and its next post time in its own zone."""
         sub = self.store.subscription(platform, channel_id)
         if sub is None:
-            return _private("No daily tips here", "This channel isn't subscribed. " + USAGE)
+            return _private("No daily tips here", "This channel isn't subscribed. " + usage(spell))
         now = self.clock()
         posted = self.store.posted_on(platform, channel_id, local_date(sub, now).isoformat())
         when = next_post(sub, now, posted).astimezone(sub.tz)
         topics = ", ".join(self.kb.trends[t].title for t in sub.topics if t in self.kb.trends) or "all topics"
-        state = "" if sub.active else "\n\n**Paused:** posting here kept failing; `/trend subscribe` turns it back on."
+        state = "" if sub.active else f"\n\n**Paused:** posting here kept failing; `{spell('subscribe')}` turns it back on."
         text = (f"One tip a day at **{sub.time:%H:%M} {sub.zone}** on {topics}.\n\n"
-                f"- Next tip: {when:%a %d %b %H:%M %Z}\n- `/trend unsubscribe` stops it{state}")
+                f"- Next tip: {when:%a %d %b %H:%M %Z}\n- `{spell('unsubscribe')}` stops it{state}")
         return Reply(title=title, text=text, answered=True, kind="subscription")
 
     # -- posting ------------------------------------------------------------------------------
@@ -212,7 +230,7 @@ class DailyTips:
             return PostResult(*key, None, "no-tips")
         where = dict(platform=sub.platform, channel=sub.channel_id, tip_id=tip.id)
         try:
-            await poster.post(sub.channel_id, tip_post(kb, tip))
+            await poster.post(sub.channel_id, tip_reply(kb, tip, daily=True))
         except asyncio.CancelledError:  # stopped mid-post: the claim goes back rather than wait out its timeout
             self.store.release_post(*key)
             raise

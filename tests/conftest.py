@@ -10,7 +10,7 @@ import pytest
 from bot import knowledge
 from bot.core import TrendBot
 from bot.schedule import UTC
-from bot.store import Store
+from bot.sqlite_store import SQLiteStore as Store
 
 MINI = Path(__file__).parent / "fixtures" / "mini"
 NINE_UTC = dt.datetime(2026, 5, 4, 9, 0, tzinfo=UTC)  # the daily-tip tests' "now"

@@ -103,8 +103,8 @@ class FakeDiscord:
             "    kw.setdefault('guild_ready_timeout', 0.05)  # READY lists no guilds: don't wait 2 s for them\n"
             "    _init(self, *a, **kw)\n"
             "discord.Client.__init__ = _init_fast\n"
-            "import bot.cli\n"
-            "sys.exit(bot.cli.main(sys.argv[1:]))\n"
+            "import trendbot.cli\n"
+            "sys.exit(trendbot.cli.main(sys.argv[1:]))\n"
         )
 
     # -- what a test does ---------------------------------------------------------------------

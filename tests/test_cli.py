@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def run(*args: str, stdin: str | None = None, knowledge: Path | None = MINI) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "bot.cli"]
+    cmd = [sys.executable, "-m", "trendbot"]
     if knowledge is not None:
         cmd += ["--knowledge", str(knowledge)]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -44,7 +44,7 @@ def test_ask_json_stdin_one_object_per_line_in_order():
 
 def test_ask_json_flushes_each_line():
     """An answer must arrive before the next question is written (a pipe, not a batch)."""
-    cmd = [sys.executable, "-m", "bot.cli", "--knowledge", str(MINI), "ask", "--json", "-"]
+    cmd = [sys.executable, "-m", "trendbot", "--knowledge", str(MINI), "ask", "--json", "-"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT, env=env)
     try:
@@ -99,7 +99,7 @@ def test_eval_prints_rates(tmp_path):
 
 
 def test_console_path_imports_no_chat_platform():
-    code = ("import sys, bot.cli; bot.cli.main(['--knowledge', %r, 'ask', 'k8s']);"
+    code = ("import sys, trendbot.cli; trendbot.cli.main(['--knowledge', %r, 'ask', 'k8s']);"
             "bad = [m for m in sys.modules if m.split('.')[0] in ('slack_bolt', 'slack_sdk', 'discord', 'aiohttp')];"
             "print('LOADED', bad)") % str(MINI)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60,
@@ -134,7 +134,7 @@ def test_ask_without_tip_commands_creates_no_store(tmp_path, monkeypatch):
 
 
 def test_a_closed_pipe_ends_quietly():
-    cmd = [sys.executable, "-m", "bot.cli", "--knowledge", str(MINI), "chat"]
+    cmd = [sys.executable, "-m", "trendbot", "--knowledge", str(MINI), "chat"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT, env=env)
     proc.stdout.close()  # the reader is gone before the answer is written

@@ -7,20 +7,26 @@ from pathlib import Path
 
 import pytest
 
-from bot import cli, config
+from bot import config
+from trendbot import cli, registry, wiring
 from tests.discord_fake import TOKEN as DISCORD_TOKEN
 from tests.slack_fake import APP_TOKEN, BOT_TOKEN, SIGNING_SECRET
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def load(environ: dict[str, str], path=None) -> config.Config:
+    """Every setting the app reads: the core's and each platform's (the registry's)."""
+    return config.load(environ, path, registry.settings())
+
+
 def test_defaults_environment_and_file(tmp_path):
     f = tmp_path / "trendbot.yaml"
     f.write_text("http_port: 9100\nlog_format: json\nslack_managers: [U0ADMIN, U0OPS]\nlog_questions: true\n")
-    cfg = config.load({"TRENDBOT_HTTP_PORT": "9200"}, f)
+    cfg = load({"TRENDBOT_HTTP_PORT": "9200"}, f)
     assert cfg["TRENDBOT_HTTP_PORT"] == 9200 and cfg.origins["TRENDBOT_HTTP_PORT"] == "environment"  # env wins
     assert cfg["TRENDBOT_LOG_FORMAT"] == "json" and cfg.origins["TRENDBOT_LOG_FORMAT"] == "config file"
-    assert cfg["TRENDBOT_SLACK_MANAGERS"] == ("U0ADMIN", "U0OPS")
+    assert cfg["TRENDBOT_SLACK_MANAGERS"] == {"U0ADMIN", "U0OPS"}
     assert cfg["TRENDBOT_LOG_QUESTIONS"] is True
     assert cfg["TRENDBOT_TIPS_CATCH_UP_HOURS"] == 6.0 and cfg.origins["TRENDBOT_TIPS_CATCH_UP_HOURS"] == "default"
     assert cfg.environ["TRENDBOT_SLACK_MANAGERS"] == "U0ADMIN,U0OPS"  # what the Slack settings read
@@ -35,7 +41,7 @@ def test_every_problem_is_listed_at_once(tmp_path):
     f = tmp_path / "trendbot.yaml"
     f.write_text("htp_port: 80\nslack_bot_token: xoxb-in-a-file\nreload_interval: [1, 2]\n")
     with pytest.raises(config.ConfigError) as err:
-        config.load({"TRENDBOT_HTTP_PORT": "eighty", "TRENDBOT_LOG_FORMAT": "xml", "TRENDBOT_KNOWLEDGE": str(f),
+        load({"TRENDBOT_HTTP_PORT": "eighty", "TRENDBOT_LOG_FORMAT": "xml", "TRENDBOT_KNOWLEDGE": str(f),
                      "TRENDBOT_RELOAD_INTERVAL": "-1", "DISCORD_GUILD_ID": "my-server"}, f)
     problems = err.value.problems
     expected = ["unknown setting 'htp_port'; did you mean http_port?", "slack_bot_token is a secret",
@@ -67,7 +73,7 @@ def test_a_missing_config_file_is_named(tmp_path):
 def test_secrets_are_masked_and_their_source_shown(tmp_path):
     secret_file = tmp_path / "token"
     secret_file.write_text(DISCORD_TOKEN)
-    cfg = config.load({"SLACK_BOT_TOKEN": BOT_TOKEN, "DISCORD_TOKEN_FILE": str(secret_file)})
+    cfg = load({"SLACK_BOT_TOKEN": BOT_TOKEN, "DISCORD_TOKEN_FILE": str(secret_file)})
     text = "\n".join(cfg.lines())
     assert BOT_TOKEN not in text and DISCORD_TOKEN not in text and BOT_TOKEN not in repr(cfg)
     assert re.search(r"^SLACK_BOT_TOKEN=\*{8} +# environment$", text, re.M)
@@ -78,9 +84,9 @@ def test_secrets_are_masked_and_their_source_shown(tmp_path):
 
 def test_env_example_lists_every_variable_the_code_reads():
     listed = set(re.findall(r"^(?:# )?([A-Z_]+)=", (ROOT / ".env.example").read_text(), re.M))
-    assert listed == {s.name for s in config.SETTINGS}
+    assert listed == {s.name for s in registry.settings()}
     read = set()
-    for path in [*(ROOT / "bot").glob("*.py"), *(ROOT / "adapters").glob("*.py")]:
+    for path in [*(ROOT / "bot").glob("*.py"), *(ROOT / "adapters").glob("*.py"), *(ROOT / "trendbot").glob("*.py")]:
         read |= set(re.findall(r"\b((?:TRENDBOT|SLACK|DISCORD)_[A-Z_]+)\b", path.read_text()))
     read = {name.removesuffix("_FILE") for name in read}
     assert read <= listed, read - listed
@@ -131,17 +137,17 @@ def test_serve_without_any_platform_says_how_to_add_one(monkeypatch, capsys):
 
 
 def test_platform_settings_come_from_the_merged_settings(tmp_path):
-    from adapters import serve
+    from trendbot import serve
 
     f = tmp_path / "c.yaml"
     f.write_text("slack_api_url: http://127.0.0.1:9/api/\nslack_port: 3999\ndiscord_guild_id: 1234\n")
-    cfg = config.load({"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+    cfg = load({"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET,
                        "DISCORD_TOKEN": DISCORD_TOKEN}, f)
     found, problems = serve.platforms_from(cfg)
     assert not problems
     assert found["slack"].api_url == "http://127.0.0.1:9/api/" and found["slack"].port == 3999
     assert found["discord"].guild_id == 1234
-    assert set(serve.secrets_of(found)) == {BOT_TOKEN, SIGNING_SECRET, DISCORD_TOKEN}
+    assert set(wiring.secrets(cfg)) == {BOT_TOKEN, SIGNING_SECRET, DISCORD_TOKEN}
 
 
 def test_an_empty_variable_does_not_override_the_file(tmp_path):
@@ -160,12 +166,12 @@ def test_too_frequent_a_reload_check_is_refused():
 
 
 def test_slack_http_mode_and_health_cannot_share_a_port():
-    from adapters import serve
+    from trendbot import serve
 
-    cfg = config.load({"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+    cfg = load({"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET,
                        "TRENDBOT_SLACK_PORT": "8080"})
     _, problems = serve.platforms_from(cfg)
-    assert problems == ["TRENDBOT_SLACK_PORT and TRENDBOT_HTTP_PORT are both 8080: Slack's HTTP mode and /healthz "
+    assert problems == ["TRENDBOT_SLACK_PORT and TRENDBOT_HTTP_PORT are both 8080: Slack and /healthz "
                         "need ports of their own"]
 
 

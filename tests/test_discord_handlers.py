@@ -204,8 +204,8 @@ def test_slash_commands_become_incoming():
     inc = da.to_incoming(Interaction(command("trend", topic="serverless")))
     assert (inc.text, inc.platform, inc.channel_id, inc.user_id) == ("serverless", "discord", "500", "2000")
     assert inc.is_command and not inc.is_dm and not inc.is_mention and inc.thread_id is None
-    assert da.to_incoming(Interaction(command("trend"))).text == "help"  # a bare /trend shows usage, as in Slack
-    assert da.to_incoming(Interaction(command("trend", topic="  "))).text == "help"
+    assert da.to_incoming(Interaction(command("trend"))).text == ""  # the core shows usage for a bare /trend
+    assert da.to_incoming(Interaction(command("trend", topic="  "))).text == ""
     ask = da.to_incoming(Interaction(command("ask", question="is serverless cheaper?")))
     assert ask.text == "is serverless cheaper?" and not ask.is_command  # a free question, as in the console
     tip = da.to_incoming(Interaction(command("tip")))
@@ -745,7 +745,7 @@ def cli_env(**extra: str) -> dict[str, str]:
 
 
 def start_cli(fake: FakeDiscord | None, *args: str, **env: str) -> subprocess.Popen:
-    code = fake.launcher() if fake else "import sys, bot.cli; sys.exit(bot.cli.main(sys.argv[1:]))"
+    code = fake.launcher() if fake else "import sys, trendbot.cli; sys.exit(trendbot.cli.main(sys.argv[1:]))"
     return subprocess.Popen([sys.executable, "-c", code, "--knowledge", str(MINI), *args], env=cli_env(**env),
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 

@@ -8,6 +8,8 @@ from types import SimpleNamespace
 import discord
 import pytest
 
+from bot import config
+
 from adapters import discord_app as da
 from bot.schedule import Subscription
 from bot.tips import PostError
@@ -77,7 +79,7 @@ def test_a_refused_send_is_permanent_and_a_server_error_is_not(tipbot):
 def rest_post(fake, reply, channel_id: str = "777"):
     """Post one reply through rest_poster, with discord.py pointed at the fake."""
     async def go():
-        async with da.rest_poster(da.Settings(token=TOKEN)) as poster:
+        async with da.rest_poster(config.load({"DISCORD_TOKEN": TOKEN}, settings=da.SETTINGS)) as poster:
             await poster.post(channel_id, reply)
     asyncio.run(go())
 
@@ -120,7 +122,7 @@ def test_run_once_from_the_cli_posts_due_discord_tips_once(tmp_path):
     import subprocess
     import sys
 
-    from bot.store import Store
+    from bot.sqlite_store import SQLiteStore as Store
     from tests.conftest import MINI
     from tests.test_discord_handlers import ROOT, cli_env
 

@@ -394,10 +394,10 @@ def test_the_readme_runs_what_the_image_runs(runtime):
 
 def test_dockerignore_sends_the_sources_and_nothing_else():
     rules = dockerignore()
-    for path in ("pyproject.toml", "README.md", "bot/cli.py", "adapters/slack_app.py", "knowledge/sources.yaml"):
+    for path in ("pyproject.toml", "README.md", "trendbot/cli.py", "adapters/slack_app.py", "knowledge/sources.yaml"):
         assert not ignored(path, rules), f"{path} is needed to build the wheel"
     for path in (".git/config", ".venv/bin/python", "venv/bin/python", ".env", "bot/.env", "trendbot.db",
-                 "bot/__pycache__/cli.cpython-311.pyc", "build/lib/bot/cli.py", "dist/trendbot-0.1.0.whl",
+                 "trendbot/__pycache__/cli.cpython-311.pyc", "build/lib/trendbot/cli.py", "dist/trendbot-0.1.0.whl",
                  "tests/test_cli.py", ".pytest_cache/v/cache/lastfailed", "knowledge/x.db-wal"):
         assert ignored(path, rules), f"{path} would be sent to the Docker daemon and could reach the image"
 

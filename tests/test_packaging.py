@@ -25,9 +25,9 @@ def test_wheel_ships_every_knowledge_file(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     shipped = {p.relative_to(ROOT / "knowledge").as_posix() for p in (ROOT / "knowledge").rglob("*.yaml")}
     assert shipped and {f"bot/_knowledge/{n}" for n in shipped} <= names
-    assert "bot/cli.py" in names and "adapters/console.py" in names
+    assert "trendbot/cli.py" in names and "adapters/console.py" in names
     entry_points = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
-    assert "trendbot = bot.cli:main" in entry_points
+    assert "trendbot = trendbot.cli:main" in entry_points
 
 
 def test_installed_code_answers_from_another_directory(wheel, tmp_path):
@@ -37,7 +37,7 @@ def test_installed_code_answers_from_another_directory(wheel, tmp_path):
     elsewhere.mkdir()
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "TRENDBOT_KNOWLEDGE")}
     env["PYTHONPATH"] = str(site)
-    code = "import bot.knowledge as k, bot.cli; print(k.default_path()); bot.cli.main(['ask', 'k8s'])"
+    code = "import bot.knowledge as k, trendbot.cli; print(k.default_path()); trendbot.cli.main(['ask', 'k8s'])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=elsewhere, env=env, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines()[0] == str(site / "bot" / "_knowledge")

@@ -11,7 +11,7 @@ import pytest
 from bot import knowledge
 from bot.core import Incoming, TrendBot
 from bot.live import LiveBot, Reloader, fingerprint
-from bot.store import Store
+from bot.sqlite_store import SQLiteStore as Store
 from tests.conftest import MINI
 
 NEW_FAQ = """

@@ -22,7 +22,8 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from adapters import serve, slack_app
+from adapters import slack_app
+from trendbot import serve
 from bot.core import Incoming
 from bot.live import LiveBot, Reloader
 from bot.schedule import Subscription
@@ -233,13 +234,13 @@ class SlowBot:
 
 
 async def test_stopping_finishes_the_reply_in_progress_then_closes(mini_bot, tmp_path):
-    from bot.store import Store
+    from bot.sqlite_store import SQLiteStore as Store
 
     slow = SlowBot(mini_bot)
     with FakeSlack() as fake, Store(tmp_path / "s.db") as store:
         settings = slack_app.Settings(bot_token=BOT_TOKEN, signing_secret=SIGNING_SECRET, api_url=fake.api_url,
                                       host="127.0.0.1", port=0)
-        platform = serve.SlackPlatform(slow, store, settings)
+        platform = slack_app.SlackPlatform(slow, store, settings)
         service = service_for(mini_bot, [platform])
         running = asyncio.create_task(service.run())
         await until(lambda: platform.app is not None and platform.app.port)
@@ -455,12 +456,12 @@ async def test_discord_reports_a_dropped_gateway_as_disconnected(mini_bot):
 
 
 async def test_a_client_that_never_finishes_its_request_does_not_hold_up_shutdown(mini_bot, tmp_path):
-    from bot.store import Store
+    from bot.sqlite_store import SQLiteStore as Store
 
     with FakeSlack() as fake, Store(tmp_path / "s.db") as store:
         settings = slack_app.Settings(bot_token=BOT_TOKEN, signing_secret=SIGNING_SECRET, api_url=fake.api_url,
                                       host="127.0.0.1", port=0)
-        platform = serve.SlackPlatform(mini_bot, store, settings)
+        platform = slack_app.SlackPlatform(mini_bot, store, settings)
         service = service_for(mini_bot, [platform])
         running = asyncio.create_task(service.run())
         await until(lambda: platform.app is not None and platform.app.port)

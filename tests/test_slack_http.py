@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from adapters import slack_app
-from bot.store import Store
+from bot.sqlite_store import SQLiteStore as Store
 from tests.conftest import MINI
 from tests.slack_fake import (
     APP_TOKEN,
@@ -323,7 +323,7 @@ def test_tokens_never_reach_the_logs(fake, start, caplog):
 
 
 def cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "bot.cli", "--knowledge", str(MINI), *args]
+    return [sys.executable, "-m", "trendbot", "--knowledge", str(MINI), *args]
 
 
 def base_env(**extra: str) -> dict[str, str]:

@@ -44,9 +44,10 @@ def test_slash_command_payload():
     assert inc.is_command and not inc.is_dm and not inc.is_mention and inc.thread_id is None
 
 
-def test_empty_slash_command_asks_for_usage():
-    payload = fixture("slash_command") | {"text": "  "}
-    assert s.to_incoming(payload).text == "help"
+def test_empty_slash_command_asks_for_usage(mini_bot):
+    incoming = s.to_incoming(fixture("slash_command") | {"text": "  "})
+    assert incoming.text == "" and incoming.is_command
+    assert mini_bot.handle(incoming).kind == "help"  # the core decides: a bare /trend is usage everywhere
 
 
 def test_mention_payload_strips_the_bot_and_answers_in_its_thread():

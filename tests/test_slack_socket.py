@@ -21,7 +21,7 @@ from aiohttp import WSMsgType, web
 from slack_sdk.socket_mode.request import SocketModeRequest
 
 from adapters import slack_app
-from bot.store import Store
+from bot.sqlite_store import SQLiteStore as Store
 from tests.slack_fake import APP_TOKEN, BOT_TOKEN, FakeSlack, fixture
 
 

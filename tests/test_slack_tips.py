@@ -9,7 +9,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters import slack_app
 from bot.schedule import Subscription
-from bot.store import Store
+from bot.sqlite_store import SQLiteStore as Store
 from tests.conftest import NINE_UTC
 from tests.slack_fake import BOT_TOKEN, SIGNING_SECRET, AppThread, FakeSlack, fixture, form_body, send_signed
 
@@ -126,7 +126,7 @@ def test_run_once_from_the_cli_posts_due_slack_tips(fake, tmp_path):
         st.subscribe(Subscription("slack", "C0CRON", dt.time(9, 0), "UTC"))
     env = {**os.environ, "PYTHONPATH": str(root), "TRENDBOT_DB": str(db), "SLACK_BOT_TOKEN": BOT_TOKEN,
            "SLACK_API_URL": fake.api_url}
-    cmd = [sys.executable, "-m", "bot.cli", "--knowledge", str(MINI), "tips", "run-once", "--now", "2026-05-04T09:01:00Z"]
+    cmd = [sys.executable, "-m", "trendbot", "--knowledge", str(MINI), "tips", "run-once", "--now", "2026-05-04T09:01:00Z"]
     for _ in range(2):  # the second run finds today's tip already posted
         out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=60)
         assert out.returncode == 0, out.stderr

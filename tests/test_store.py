@@ -9,8 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from bot import store
-from bot.store import Store, StoreError
+from bot import config
+from bot import sqlite_store as store
+from bot.sqlite_store import SQLiteStore as Store
+from bot.store import StoreError
+from trendbot import wiring
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -28,11 +31,14 @@ def test_created_on_first_use_with_schema_version_and_wal(tmp_path):
 
 
 def test_path_from_trendbot_db_else_state_dir(tmp_path):
-    assert store.default_path({"TRENDBOT_DB": str(tmp_path / "x.db")}) == tmp_path / "x.db"
-    assert store.default_path({"XDG_STATE_HOME": str(tmp_path)}) == tmp_path / "trendbot" / "trendbot.db"
-    with Store(environ={"TRENDBOT_DB": str(tmp_path / "env.db")}) as st:
-        assert st.path == tmp_path / "env.db"
+    assert wiring.default_db({"XDG_STATE_HOME": str(tmp_path)}) == tmp_path / "trendbot" / "trendbot.db"
+    st = wiring.open_db(config.load({"TRENDBOT_DB": str(tmp_path / "env.db")}))
+    assert st.path == tmp_path / "env.db"
+    st.close()
     assert (tmp_path / "env.db").exists()
+    st = wiring.open_db(config.load({"XDG_STATE_HOME": str(tmp_path / "state")}))
+    assert st.path == tmp_path / "state" / "trendbot" / "trendbot.db"
+    st.close()
 
 
 def test_claim_is_true_once_and_survives_a_restart(tmp_path):
@@ -69,7 +75,7 @@ def test_two_connections_share_one_file(tmp_path):
 
 WORKER = """
 import sys
-from bot.store import Store
+from bot.sqlite_store import SQLiteStore as Store
 st = Store(sys.argv[1])
 won = [k for k in range(300) if st.claim(f"key-{k}")]
 print(" ".join(map(str, won)))
@@ -131,7 +137,7 @@ def test_unusable_path_is_a_store_error_naming_it(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder", encoding="utf-8")
     with pytest.raises(StoreError) as err:
-        Store(environ={"TRENDBOT_DB": str(blocker / "t.db")})
+        wiring.open_db(config.load({"TRENDBOT_DB": str(blocker / "t.db")}))
     assert str(blocker / "t.db") in str(err.value) and "TRENDBOT_DB" in str(err.value)
     garbage = tmp_path / "garbage.db"
     garbage.write_bytes(b"this is not a database" * 100)

@@ -15,8 +15,8 @@ import pytest
 from adapters import console
 from bot.core import Incoming, TrendBot
 from bot.schedule import Subscription
-from bot.store import Store
-from bot.tips import DailyTips, PostError, tip_post
+from bot.sqlite_store import SQLiteStore as Store
+from bot.tips import DailyTips, PostError, tip_reply
 from tests.conftest import MINI, NINE_UTC
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,7 +50,8 @@ def run(tips: DailyTips, poster, now=NINE_UTC, platform="slack"):
 
 
 def command(bot, text, channel="C1", platform="slack", can_manage=True):
-    return bot.handle(Incoming(text, platform=platform, channel_id=channel, is_command=True, can_manage=can_manage))
+    return bot.handle(Incoming(text, platform=platform, channel_id=channel, is_command=True,
+                               can_manage=lambda: can_manage))
 
 
 # -- commands ---------------------------------------------------------------------------------
@@ -108,7 +109,7 @@ def test_due_tip_posts_once_per_day_and_reads_as_a_tip(bot):
     assert [r.outcome for r in run(bot.tips, poster)] == ["sent"]
     assert [r.outcome for r in run(bot.tips, poster, NINE_UTC + dt.timedelta(minutes=5))] == []
     assert len(poster.posts) == 1
-    reply = tip_post(bot.kb, bot.kb.tips[poster.posts[0][1]])
+    reply = tip_reply(bot.kb, bot.kb.tips[poster.posts[0][1]], daily=True)
     assert reply.title == "Daily backend tip" and reply.sources and "More on this: `/trend " in reply.text
 
 
@@ -145,7 +146,7 @@ def test_two_processes_post_once_per_channel(tmp_path, db):
 import asyncio, datetime as dt, json, sys
 from bot import knowledge
 from bot.core import TrendBot
-from bot.store import Store
+from bot.sqlite_store import SQLiteStore as Store
 kb = knowledge.load({str(MINI)!r})
 tips = TrendBot(kb).enable_tips(Store({str(db)!r}))
 posted = []

@@ -1,4 +1,6 @@
-"""`trendbot serve`: every configured platform, the daily tips, /healthz and /metrics, in one asyncio process.
+"""The one runner: every configured platform, the daily tips, /healthz and /metrics, in one asyncio
+process. `trendbot serve` runs it with every platform whose token is set; `trendbot slack` and
+`trendbot discord` run it limited to one.
 
 - Each platform (Slack, Discord) runs under a supervisor: when it fails, the failure is logged
   and it is restarted with exponential backoff, while the other platforms carry on.
@@ -22,19 +24,21 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from aiohttp import web
 
+from adapters.platform import Platform
 from adapters.secrets import SettingsError
-from bot import events, knowledge
+from bot import events
 from bot.config import Config
-from bot.core import TrendBot
 from bot.events import emit
+from bot.knowledge import Knowledge
 from bot.live import LiveBot, Reloader
 from bot.metrics import CONTENT_TYPE_LATEST, Metrics
-from bot.store import Store, StoreError
+from bot.store import StoreError
 from bot.tips import TICK, Poster
+from trendbot import registry, wiring
 
 log = logging.getLogger(__name__)
 
@@ -45,105 +49,7 @@ STABLE_AFTER = 60.0  # a platform that ran this long before failing starts its b
 DOWN_AFTER = 60.0  # a connection its library has not brought back within this long is restarted
 CHECK_EVERY = 1.0  # seconds between looks at a platform's connection
 
-__all__ = ["LivePosters", "Platform", "Service", "check", "platforms_from", "run", "supervise"]
-
-
-class Platform(Protocol):
-    """One chat platform as the service runs it."""
-
-    name: str
-
-    async def start(self) -> None:
-        """Connect (raising if that fails); returns once messages can arrive."""
-
-    async def wait(self) -> None:
-        """Return or raise when the connection has ended for good."""
-
-    async def stop(self, drain: float) -> None:
-        """Take no new messages, give replies in progress `drain` seconds, then disconnect. Idempotent."""
-
-    async def connected(self) -> bool:
-        """Whether messages can arrive now."""
-
-    def poster(self) -> Poster | None:
-        """The daily-tip poster of the current connection, None while there is none."""
-
-
-# -- the platforms ----------------------------------------------------------------------------------
-
-
-class SlackPlatform:
-    """Slack through adapters/slack_app.py; Socket Mode reconnects by itself (slack_sdk)."""
-
-    name = "slack"
-
-    def __init__(self, bot: Any, store: Store, settings: Any):
-        self.bot, self.store, self.settings = bot, store, settings
-        self.app = None
-
-    async def start(self) -> None:
-        from adapters import slack_app
-
-        self.app = slack_app.SlackApp(self.bot, self.store, self.settings)
-        await self.app.start(lambda what: log.info("%s", what))
-
-    async def wait(self) -> None:
-        await asyncio.Event().wait()  # runs until stopped; slack_sdk reconnects a dropped socket itself
-
-    async def stop(self, drain: float) -> None:
-        app, self.app = self.app, None
-        if app is not None:
-            await app.stop(drain)
-
-    async def connected(self) -> bool:
-        return self.app is not None and await self.app.connected()
-
-    def poster(self) -> Poster | None:
-        from adapters import slack_app
-
-        return slack_app.SlackPoster(self.app.client) if self.app is not None else None
-
-
-class DiscordPlatform:
-    """Discord through adapters/discord_app.py; discord.py resumes and reconnects the gateway itself."""
-
-    name = "discord"
-
-    def __init__(self, bot: Any, settings: Any):
-        self.bot, self.settings = bot, settings
-        self.client = None
-        self.task: asyncio.Task | None = None
-
-    async def start(self) -> None:
-        from adapters import discord_app
-
-        self.client = discord_app.DiscordClient(self.bot, self.settings, announce=lambda what: log.info("%s", what))
-        self.task = asyncio.create_task(self.client.serve(on_sigterm=False))
-        while not self.client.connected():
-            done, _ = await asyncio.wait({self.task}, timeout=0.05)
-            if done:
-                self.task.result()  # raises why it ended
-                raise ConnectionError("the Discord connection ended before it was ready")
-
-    async def wait(self) -> None:
-        if self.task is not None:
-            await asyncio.shield(self.task)  # a cancelled wait must not cut the client off mid-reply
-
-    async def stop(self, drain: float) -> None:
-        client, task, self.client, self.task = self.client, self.task, None, None
-        if client is not None:
-            await client.shutdown(drain)
-        if task is not None:
-            with contextlib.suppress(Exception, asyncio.CancelledError):
-                await asyncio.wait_for(task, 2.0)
-
-    async def connected(self) -> bool:
-        return self.client is not None and self.client.connected()
-
-    def poster(self) -> Poster | None:
-        from adapters import discord_app
-
-        return discord_app.DiscordPoster(self.client) if self.client is not None else None
+__all__ = ["LivePosters", "Service", "check", "platforms_from", "run", "supervise"]
 
 
 class LivePosters(Mapping[str, Poster]):
@@ -176,6 +82,7 @@ class Health:
     restarts: int = 0
     last_error: str | None = None
     since: float = field(default_factory=time.time)
+    fatal: SettingsError | None = None  # a first start refused for a setting, when that ends the run
 
 
 async def _until(stop: asyncio.Event, work: Awaitable[object]) -> bool:
@@ -225,21 +132,31 @@ async def _hold(platform: Platform, down_after: float, every: float) -> None:
 
 async def supervise(platform: Platform, stop: asyncio.Event, health: Health, *, backoff: tuple[float, float] = BACKOFF,
                     stable_after: float = STABLE_AFTER, drain: float = DRAIN, down_after: float = DOWN_AFTER,
-                    check_every: float = CHECK_EVERY) -> None:
-    """Keep `platform` running until `stop`: each failure is logged and followed by a restart after a backoff."""
+                    check_every: float = CHECK_EVERY, fail_fast: bool = False) -> None:
+    """Keep `platform` running until `stop`: each failure is logged and followed by a restart after a backoff.
+
+    With `fail_fast`, a first start refused for a setting (a rejected token, a port in use) ends
+    the run instead (`trendbot slack` and `trendbot discord`: there is nothing else to keep up).
+    """
     loop = asyncio.get_running_loop()
     delay = backoff[0]
+    started = False
     while not stop.is_set():
         began = loop.time()
         try:
             if not await _until(stop, platform.start()):
                 break
             emit("platform_up", f"{platform.name} connected", platform=platform.name)
+            started = True
             health.last_error, health.since = None, time.time()
             if not await _until(stop, _hold(platform, down_after, check_every)):
                 break
             raise ConnectionError("the connection ended")
         except Exception as exc:
+            if fail_fast and not started and isinstance(exc, SettingsError):
+                health.fatal = exc
+                stop.set()
+                break
             if loop.time() - began >= stable_after:
                 delay = backoff[0]
             health.restarts += 1
@@ -263,8 +180,9 @@ class Service:
     def __init__(self, live: LiveBot, reloader: Reloader, platforms: list[Platform], *, metrics: Metrics | None = None,
                  http_host: str = "0.0.0.0", http_port: int = 8080, reload_interval: float = 2.0,
                  backoff: tuple[float, float] = BACKOFF, drain: float = DRAIN, tick: float = TICK,
-                 down_after: float = DOWN_AFTER, check_every: float = CHECK_EVERY):
+                 down_after: float = DOWN_AFTER, check_every: float = CHECK_EVERY, fail_fast: bool = False):
         self.live = live
+        self.fail_fast = fail_fast
         self.reloader = reloader
         self.platforms = platforms
         self.metrics = metrics or Metrics()
@@ -289,7 +207,8 @@ class Service:
             await self._start_http()
             tasks = [asyncio.create_task(supervise(p, self.stop, self.health[p.name], backoff=self.backoff,
                                                    drain=self.drain, down_after=self.down_after,
-                                                   check_every=self.check_every), name=f"supervise-{p.name}")
+                                                   check_every=self.check_every, fail_fast=self.fail_fast),
+                                         name=f"supervise-{p.name}")
                      for p in self.platforms]
             tips = self.live.tips
             if tips is not None:
@@ -298,7 +217,8 @@ class Service:
             tasks.append(asyncio.create_task(self._watch(), name="knowledge-watch"))
             self.ready.set()
             await self.stop.wait()
-            emit("stopping", "stopping: finishing replies in progress")
+            if not self.fatal:
+                emit("stopping", "stopping: finishing replies in progress")
             # Every step of the shutdown shares one deadline, a little inside the bound.
             deadline = asyncio.get_running_loop().time() + SHUTDOWN_BOUND - 1.0
             done, pending = await asyncio.wait(tasks, timeout=SHUTDOWN_BOUND - 2.0)
@@ -311,6 +231,11 @@ class Service:
             events.remove_sink(self.metrics.sink)
             if self._runner is not None:
                 await self._runner.cleanup()  # shutdown_timeout bounds a client that never finishes
+
+    @property
+    def fatal(self) -> SettingsError | None:
+        """The setting that ended the run at start (fail_fast), if one did."""
+        return next((h.fatal for h in self.health.values() if h.fatal), None)
 
     def install_signals(self) -> None:
         """SIGTERM and SIGINT stop the service; SIGHUP reloads the knowledge (main thread, Unix only)."""
@@ -409,73 +334,64 @@ def _iso(ts: float) -> str:
 # -- from settings to a running service -------------------------------------------------------------
 
 
-def platforms_from(config: Config) -> tuple[dict[str, Any], list[str]]:
-    """Each platform whose token is set, with its settings checked: ({name: settings}, problems)."""
+def platforms_from(config: Config, only: str | None = None) -> tuple[dict[str, Any], list[str]]:
+    """Each configured platform (or just `only`) with its settings checked: ({name: settings}, problems)."""
     found: dict[str, Any] = {}
     problems: list[str] = []
-    if any(config.has(n) for n in ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET")):
-        from adapters import slack_app
-
+    for surface in registry.surfaces():
+        if only is not None and surface.name != only:
+            continue
+        if only is None and not surface.configured(config):
+            continue
         try:
-            found["slack"] = slack_app.Settings.from_env(config.environ, host=config["TRENDBOT_SLACK_HOST"],
-                                                         port=config["TRENDBOT_SLACK_PORT"])
+            found[surface.name] = surface.read(config)
         except SettingsError as exc:
-            problems.append(f"Slack: {exc}")
-    if config.has("DISCORD_TOKEN"):
-        from adapters import discord_app
-
-        try:
-            found["discord"] = discord_app.Settings.from_env(config.environ, guild_id=config["DISCORD_GUILD_ID"])
-        except SettingsError as exc:
-            problems.append(f"Discord: {exc}")
-    slack = found.get("slack")
-    if slack is not None and not slack.socket_mode and slack.port and slack.port == config["TRENDBOT_HTTP_PORT"]:
-        problems.append(f"TRENDBOT_SLACK_PORT and TRENDBOT_HTTP_PORT are both {slack.port}: Slack's HTTP mode and "
-                        "/healthz need ports of their own")
+            problems.append(f"{surface.name.title()}: {exc}" if only is None else str(exc))
+    for name, settings in found.items():
+        for variable, port in getattr(settings, "listens", {}).items():
+            if port and port == config["TRENDBOT_HTTP_PORT"]:
+                problems.append(f"{variable} and TRENDBOT_HTTP_PORT are both {port}: {name.title()} and /healthz "
+                                "need ports of their own")
     if not found and not problems:
-        problems.append("no platform to run: set SLACK_BOT_TOKEN (and SLACK_APP_TOKEN for Socket Mode or "
-                        "SLACK_SIGNING_SECRET for HTTP mode) to run in Slack, DISCORD_TOKEN to run in Discord, "
-                        "or both")
+        ways = [f"{s.how} to run in {s.name.title()}" for s in registry.surfaces()]
+        problems.append("no platform to run: set " + ", ".join(ways) + (", or several" if len(ways) > 1 else ""))
     return found, problems
 
 
-def check(config: Config, knowledge_dir: str | None) -> tuple[dict[str, Any], knowledge.Knowledge | None, list[str]]:
-    """Every start-up problem at once: the platforms' settings and the knowledge."""
-    found, problems = platforms_from(config)
-    kb = None
-    try:
-        kb = knowledge.load(knowledge_dir or None)
-    except knowledge.KnowledgeError as exc:
-        problems += [f"knowledge: {p}" for p in exc.problems]
+def check(config: Config, knowledge_dir: str | None, only: str | None = None
+          ) -> tuple[dict[str, Any], Knowledge | None, list[str]]:
+    """Every start-up problem at once: the platforms' settings, the knowledge and the store."""
+    found, problems = platforms_from(config, only)
+    kb, more = wiring.knowledge(knowledge_dir)
+    problems += more
+    try:  # the store too, so that a path it cannot use is reported with the rest
+        wiring.open_db(config).close()
+    except StoreError as exc:
+        problems.append(str(exc))
     return found, kb, problems
 
 
-def secrets_of(found: Mapping[str, Any]) -> tuple[str, ...]:
-    """Every secret in the platforms' settings, for the log filter."""
-    return tuple(s for settings in found.values() for s in settings.secrets)
-
-
-def run(config: Config, found: Mapping[str, Any], kb: knowledge.Knowledge, knowledge_dir: str | None,
+def run(config: Config, found: Mapping[str, Any], kb: Knowledge, knowledge_dir: str | None, *,
+        announce: Callable[[str], None] = lambda what: log.info("%s", what),
+        refuse: Callable[[str], None] = lambda why: log.error("%s", why), fail_fast: bool = False,
         on_ready: Callable[[Service], None] = lambda _: None) -> int:
-    """Run the service until SIGTERM or SIGINT; 0 after a clean stop, 2 when the store cannot be opened."""
+    """Run the service until SIGTERM or SIGINT: 0 after a clean stop, 2 when a setting stops it
+    (the store cannot be opened, or with `fail_fast` a platform refuses its first start), after
+    `refuse(why)` has said which."""
     try:
-        store = Store(config["TRENDBOT_DB"] or None)
+        store = wiring.open_db(config)
     except StoreError as exc:
-        log.error("%s", exc)
+        refuse(str(exc))
         return 2
     try:
-        bot = TrendBot(kb)
-        bot.enable_tips(store, catch_up=dt.timedelta(hours=config["TRENDBOT_TIPS_CATCH_UP_HOURS"]))
-        live = LiveBot(bot)
-        platforms: list[Platform] = []
-        if "slack" in found:
-            platforms.append(SlackPlatform(live, store, found["slack"]))
-        if "discord" in found:
-            platforms.append(DiscordPlatform(live, found["discord"]))
+        live = LiveBot(wiring.bot(kb, config, store))
+        platforms = [registry.surface(name).connect(live, store, settings, announce)
+                     for name, settings in found.items()]
 
-        async def main() -> None:
+        async def main() -> Service:
             service = Service(live, Reloader(live, knowledge_dir), platforms, http_host=config["TRENDBOT_HTTP_HOST"],
-                              http_port=config["TRENDBOT_HTTP_PORT"], reload_interval=config["TRENDBOT_RELOAD_INTERVAL"])
+                              http_port=config["TRENDBOT_HTTP_PORT"], reload_interval=config["TRENDBOT_RELOAD_INTERVAL"],
+                              fail_fast=fail_fast)
             service.install_signals()
             asyncio.create_task(_watchdog(service.stop, timers))
             runner = asyncio.create_task(service.run())
@@ -486,16 +402,20 @@ def run(config: Config, found: Mapping[str, Any], kb: knowledge.Knowledge, knowl
             else:
                 ready.cancel()
             await runner
+            return service
 
         timers: list[threading.Timer] = []
         try:
-            asyncio.run(main())
+            service = asyncio.run(main())
         except SettingsError as exc:
-            log.error("%s", exc)
+            refuse(str(exc))
             return 2
         finally:
             for timer in timers:
                 timer.cancel()
+        if service.fatal is not None:
+            refuse(str(service.fatal))
+            return 2
         log.info("stopped")
         return 0
     finally:

@@ -1,0 +1,56 @@
+"""The store interface: the few operations callers need, and the error every store raises.
+
+A Store holds what must outlive a process and be shared by every process of one installation:
+event de-duplication claims, daily-tip subscriptions and the per-day tip posts. Every "exactly
+once" rests on a UNIQUE constraint in it, never on timing. bot/sqlite_store.py is the embedded
+default; the app layer (trendbot/wiring.py) picks the implementation from TRENDBOT_DB.
+"""
+from __future__ import annotations
+
+from typing import Protocol
+
+from bot.schedule import Subscription
+
+
+class StoreError(Exception):
+    """The store cannot be opened or used; the message names it and the setting it came from."""
+
+
+class Store(Protocol):
+    """What callers may do with the store. Implementations are safe to use from several threads."""
+
+    def claim(self, key: str, now: float | None = None) -> bool:
+        """Record `key`; True the first time any process claims it, False ever after (until it expires)."""
+
+    def subscribe(self, sub: Subscription, now: float | None = None) -> None:
+        """Create or replace a channel's subscription (and reactivate it)."""
+
+    def unsubscribe(self, platform: str, channel_id: str) -> bool:
+        """Remove a channel's subscription; False if it had none."""
+
+    def subscription(self, platform: str, channel_id: str) -> Subscription | None:
+        """A channel's subscription, active or not."""
+
+    def subscriptions(self, active_only: bool = True) -> list[Subscription]:
+        """Every subscription, by platform and channel."""
+
+    def claim_post(self, platform: str, channel_id: str, local_date: str, now: float, stale_after: float) -> bool:
+        """Claim one channel's post for one local date; True for exactly one caller (a stale unsent claim may be re-taken)."""
+
+    def mark_sent(self, platform: str, channel_id: str, local_date: str, tip_id: str, now: float) -> None:
+        """Record that the claimed post went out, with the tip it carried; clears failures."""
+
+    def release_post(self, platform: str, channel_id: str, local_date: str) -> None:
+        """Give up an unsent claim so a later pass can try again."""
+
+    def record_failure(self, platform: str, channel_id: str, deactivate_after: int) -> bool:
+        """Count a permanent posting failure; True when it deactivated the subscription."""
+
+    def sent_tips(self, platform: str, channel_id: str) -> list[tuple[str, str]]:
+        """(local date, tip id) of every tip posted in a channel, oldest first."""
+
+    def posted_on(self, platform: str, channel_id: str, local_date: str) -> bool:
+        """Whether the post for that local date went out."""
+
+    def close(self) -> None:
+        """Release the connection(s)."""
