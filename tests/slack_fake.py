@@ -58,6 +58,7 @@ class FakeSlack:
         self.admins: set[str] = set()  # users.info says these users are workspace admins
         self.creators: dict[str, str] = {}  # conversations.info: channel id -> creator's user id
         self.post_errors: dict[str, str] = {}  # chat.postMessage to these channels fails with this error
+        self.delays: dict[str, float] = {}  # method -> seconds the fake takes to answer it (a slow Slack)
         self._limits: list[tuple[str, int, dict]] = []  # (method, retry_after, match)
         self._ts = itertools.count(1)
         self._cond = threading.Condition()
@@ -198,6 +199,8 @@ class FakeSlack:
                 else:
                     self.send_error(404)
                     return
+                if fake.delays.get(method):
+                    time.sleep(fake.delays[method])
                 status, extra, body = fake._answer(method, data, headers)
                 # recorded status: 200 only for a successful call; 0 for an {"ok": false} answer
                 recorded = status if body.get("ok") or status != 200 else 0

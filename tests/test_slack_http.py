@@ -11,6 +11,7 @@ import logging
 import os
 import queue
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -328,7 +329,8 @@ def cli(*args: str) -> list[str]:
 
 def base_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "TRENDBOT_"))}
-    return {**env, "PYTHONPATH": str(ROOT), **extra}
+    # /healthz on a free port: `trendbot slack` is the runner, with health and metrics like serve
+    return {**env, "PYTHONPATH": str(ROOT), "TRENDBOT_HTTP_HOST": "127.0.0.1", "TRENDBOT_HTTP_PORT": "0", **extra}
 
 
 def test_cli_bad_settings_stop_with_one_line_naming_the_variable(fake, tmp_path):
@@ -397,3 +399,36 @@ def test_cli_serves_http_mode_and_logs_no_secret_even_verbose(fake, tmp_path):
     for secret in (BOT_TOKEN, SIGNING_SECRET, APP_TOKEN):
         assert secret not in text
     assert (tmp_path / "t.db").exists()
+
+
+def test_cli_sigterm_finishes_every_reply_it_acknowledged(fake, tmp_path):
+    """`trendbot slack` is the runner: on SIGTERM it stops taking events and finishes the answers it acked."""
+    fake.delays["chat.postMessage"] = 1.0  # a slow Slack: every answer is still in flight at SIGTERM
+    env = base_env(SLACK_BOT_TOKEN=BOT_TOKEN, SLACK_SIGNING_SECRET=SIGNING_SECRET, SLACK_API_URL=fake.api_url,
+                   TRENDBOT_DB=str(tmp_path / "t.db"))
+    proc = subprocess.Popen(cli("slack", "--host", "127.0.0.1", "--port", "0"), env=env, cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        port = None
+        for line in proc.stderr:
+            m = re.search(r"listening for Slack on http://127\.0\.0\.1:(\d+)/slack/events", line)
+            if m:
+                port = int(m.group(1))
+                break
+        assert port, "never started"
+        acked = 0
+        for i in range(20):
+            body = event_body("message_im", ts=f"1715000400.{i:06d}", client_msg_id=f"m{i}", text="k8s")
+            acked += send_signed(port, body, JSON)[0] == 200
+        assert acked == 20
+        began = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+        assert time.monotonic() - began < 10
+        err = proc.stderr.read()
+    finally:
+        proc.kill()
+        proc.stdout.close()
+        proc.stderr.close()
+    assert len(fake.replies("chat.postMessage")) == 20, err  # none of the acknowledged questions was dropped
+    assert "Traceback" not in err
