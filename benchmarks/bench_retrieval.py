@@ -80,7 +80,7 @@ def report(name: str, kb: Knowledge, questions: list[str], builds: int) -> None:
         elapsed, bot = timed_build(kb)
         times.append(elapsed)
     p50, p99 = latencies(bot, questions)
-    print(f"{name}: {len(bot.index):,} entries, {len(bot.index.vocabulary_):,} terms")
+    print(f"{name}: {len(bot.index):,} entries, {len(bot.index.vocabulary):,} terms")
     print(f"  index build      median {statistics.median(times):8.3f} s   ({builds} builds)")
     bot = None
     peak = traced_peak(kb)

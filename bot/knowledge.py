@@ -214,63 +214,59 @@ class _Checker:
             self.alias_file[k] = name
 
     def finish(self, digest: str) -> Knowledge:
-        seen: dict[str, str] = {}
-        sources = {}
-        for file, item in self.raw["sources"]:
-            f = _Fields(self, file, item, "source")
-            src = Source(
-                id=f.id(seen),
-                name=f.text("name"),
-                title=f.text("title"),
-                publisher=f.text("publisher"),
-                url=f.text("url", required=False),
-                date=f.text("date"),
-            )
-            if src.date and not re.fullmatch(r"\d{4}(-\d{2}-\d{2})?", src.date):
-                self.problem(file, src.id, "date", "must be \"YYYY-MM-DD\" or \"YYYY\"")
-            if src.url and not src.url.startswith(("https://", "http://")):
-                self.problem(file, src.id, "url", "must start with https:// or http://")
-            f.done()
-            sources[src.id] = src
-        trends = {}
-        for file, item in self.raw["trends"]:
-            f = _Fields(self, file, item, "trend")
-            t = Trend(
-                id=f.id(seen),
-                title=f.text("title"),
-                aliases=f.texts("aliases", required=False),
-                summary=f.text("summary"),
-                points=f.texts("points"),
-                tools=f.texts("tools", required=False),
-                related=f.texts("related", required=False),
-                sources=f.texts("sources"),
-                file=file,
-            )
-            f.done()
-            trends[t.id] = t
-        faqs = {}
-        for file, item in self.raw["faqs"]:
-            f = _Fields(self, file, item, "faq")
-            q = Faq(
-                id=f.id(seen),
-                question=f.text("question"),
-                alternates=f.texts("alternates"),
-                answer=f.text("answer"),
-                trend=f.text("trend"),
-                sources=f.texts("sources"),
-                file=file,
-            )
-            if 0 < len(q.alternates) < MIN_ALTERNATES:
-                self.problem(file, q.id, "alternates", f"needs at least {MIN_ALTERNATES} phrasings, has {len(q.alternates)}")
-            f.done()
-            faqs[q.id] = q
-        tips = {}
-        for file, item in self.raw["tips"]:
-            f = _Fields(self, file, item, "tip")
-            tip = Tip(id=f.id(seen), text=f.text("text"), trend=f.text("trend"), source=f.text("source"), file=file)
-            f.done()
-            tips[tip.id] = tip
+        """Every entry read and checked, references resolved, source ids written out as names."""
+        seen: dict[str, str] = {}  # id -> file, across all kinds
+        sources = self._entries("sources", "source", seen, self._source)
+        trends = self._entries("trends", "trend", seen, self._trend)
+        faqs = self._entries("faqs", "faq", seen, self._faq)
+        tips = self._entries("tips", "tip", seen, self._tip)
+        self._check_references(sources, trends, faqs, tips)
+        if not trends and not faqs:
+            self.problems.append(f"{self.root}: no trends or faqs: nothing to answer from")
+        if self.problems:
+            raise KnowledgeError(self.problems)
+        names = _SourceNames(sources)
+        trends = {k: replace(t, summary=names(t.summary), points=tuple(map(names, t.points))) for k, t in trends.items()}
+        faqs = {k: replace(q, answer=names(q.answer)) for k, q in faqs.items()}
+        tips = {k: replace(t, text=names(t.text)) for k, t in tips.items()}
+        return Knowledge(sources, trends, faqs, tips, dict(self.aliases), digest)
 
+    def _entries(self, section: str, kind: str, seen: dict[str, str], read) -> dict:
+        """One section's entries by id, each read by `read(fields, file)`; unknown fields are problems."""
+        out = {}
+        for file, item in self.raw[section]:
+            f = _Fields(self, file, item, kind)
+            entry = read(f, file, seen)
+            f.done()
+            out[entry.id] = entry
+        return out
+
+    def _source(self, f: _Fields, file: str, seen: dict[str, str]) -> Source:
+        src = Source(id=f.id(seen), name=f.text("name"), title=f.text("title"), publisher=f.text("publisher"),
+                     url=f.text("url", required=False), date=f.text("date"))
+        if src.date and not re.fullmatch(r"\d{4}(-\d{2}-\d{2})?", src.date):
+            self.problem(file, src.id, "date", "must be \"YYYY-MM-DD\" or \"YYYY\"")
+        if src.url and not src.url.startswith(("https://", "http://")):
+            self.problem(file, src.id, "url", "must start with https:// or http://")
+        return src
+
+    def _trend(self, f: _Fields, file: str, seen: dict[str, str]) -> Trend:
+        return Trend(id=f.id(seen), title=f.text("title"), aliases=f.texts("aliases", required=False),
+                     summary=f.text("summary"), points=f.texts("points"), tools=f.texts("tools", required=False),
+                     related=f.texts("related", required=False), sources=f.texts("sources"), file=file)
+
+    def _faq(self, f: _Fields, file: str, seen: dict[str, str]) -> Faq:
+        q = Faq(id=f.id(seen), question=f.text("question"), alternates=f.texts("alternates"), answer=f.text("answer"),
+                trend=f.text("trend"), sources=f.texts("sources"), file=file)
+        if 0 < len(q.alternates) < MIN_ALTERNATES:
+            self.problem(file, q.id, "alternates", f"needs at least {MIN_ALTERNATES} phrasings, has {len(q.alternates)}")
+        return q
+
+    def _tip(self, f: _Fields, file: str, seen: dict[str, str]) -> Tip:
+        return Tip(id=f.id(seen), text=f.text("text"), trend=f.text("trend"), source=f.text("source"), file=file)
+
+    def _check_references(self, sources: dict, trends: dict, faqs: dict, tips: dict) -> None:
+        """Every id an entry names exists; no alias maps to itself."""
         for t in trends.values():
             self._refs(t.file, t.id, "related", t.related, trends, "trend")
             self._refs(t.file, t.id, "sources", t.sources, sources, "source")
@@ -283,15 +279,6 @@ class _Checker:
         for key, value in self.aliases.items():
             if key == value:
                 self.problem(self.alias_file[key], key, "aliases", "maps to itself")
-        if not trends and not faqs:
-            self.problems.append(f"{self.root}: no trends or faqs: nothing to answer from")
-        if self.problems:
-            raise KnowledgeError(self.problems)
-        names = _SourceNames(sources)
-        trends = {k: replace(t, summary=names(t.summary), points=tuple(map(names, t.points))) for k, t in trends.items()}
-        faqs = {k: replace(q, answer=names(q.answer)) for k, q in faqs.items()}
-        tips = {k: replace(t, text=names(t.text)) for k, t in tips.items()}
-        return Knowledge(sources, trends, faqs, tips, dict(self.aliases), digest)
 
     def _refs(self, file: str, entry: str, field: str, ids: tuple[str, ...], known: dict, what: str) -> None:
         for ref in ids:

@@ -94,26 +94,26 @@ def _max_distance(word: str) -> int:
 class Index:
     """An immutable TF-IDF index over documents. Build with `Index.build(documents, analyzer)`."""
 
-    def __init__(self, analyzer: Analyzer, ids: list[str], vocabulary_: dict[str, int],
-                 idf_: np.ndarray, docs_: sparse.csr_matrix, phrases_: sparse.csr_matrix,
-                 phrase_owner_: np.ndarray, presence_: sparse.csr_matrix, words_: dict[str, int],
+    def __init__(self, analyzer: Analyzer, ids: list[str], vocabulary: dict[str, int],
+                 idf: np.ndarray, docs: sparse.csr_matrix, phrases: sparse.csr_matrix,
+                 phrase_owner: np.ndarray, presence: sparse.csr_matrix, known_words: dict[str, int],
                  kinds: list[str] | None = None):
         self.analyzer = analyzer
         self.ids = ids
         self._rows = {entry_id: row for row, entry_id in enumerate(ids)}
         self._kinds = kinds or [""] * len(ids)
-        self.max_idf = float(idf_.max()) if len(idf_) else 1.0
-        self.vocabulary_ = vocabulary_
-        self.idf_ = idf_
-        self.phrase_owner_ = phrase_owner_
-        # Kept column-major only: a query reads just its terms' columns. `presence_` is entry x
+        self.max_idf = float(idf.max()) if len(idf) else 1.0
+        self.vocabulary = vocabulary  # term -> column
+        self._idf = idf
+        self._phrase_owner = phrase_owner  # phrasing row -> the entry row it belongs to
+        # Kept column-major only: a query reads just its terms' columns. `presence` is entry x
         # term, the weight of the strongest field holding the term.
-        self._docs, self._phrases, self._presence = _csc(docs_), _csc(phrases_), _csc(presence_)
-        self.words_ = words_  # surface word -> how many documents use it
+        self._docs, self._phrases, self._presence = _csc(docs), _csc(phrases), _csc(presence)
+        self.known_words = known_words  # surface word -> how many documents use it
         # Correction candidates by (length, first letter) and (length, second letter): a typo
         # rarely changes both of a word's first two letters, and small buckets keep it fast.
         buckets: dict[tuple[int, int, str], list[str]] = defaultdict(list)
-        for w in sorted(words_, key=lambda w: -words_[w]):
+        for w in sorted(known_words, key=lambda w: -known_words[w]):
             if len(w) >= 2 and not w.isdigit():
                 buckets[(len(w), 0, w[0])].append(w)
                 buckets[(len(w), 1, w[1])].append(w)
@@ -191,7 +191,7 @@ class Index:
         limit = _max_distance(word)
         if not limit:
             swaps = (word[:i] + word[i + 1] + word[i] + word[i + 2:] for i in range(len(word) - 1))
-            return next((w for w in swaps if len(word) == 4 and w != word and w in self.words_), None)
+            return next((w for w in swaps if len(word) == 4 and w != word and w in self.known_words), None)
         best, best_key = None, None
         for length in range(len(word) - limit, len(word) + limit + 1):
             for position in (0, 1):
@@ -200,7 +200,7 @@ class Index:
                     continue
                 found = process.extractOne(word, candidates, scorer=DamerauLevenshtein.distance, score_cutoff=limit)
                 if found is not None:
-                    key = (found[1], -self.words_[found[0]])
+                    key = (found[1], -self.known_words[found[0]])
                     if best_key is None or key < best_key:
                         best, best_key = found[0], key
         return best
@@ -209,7 +209,7 @@ class Index:
         """Content words of a query with unknown words corrected: (words, corrections, unknown)."""
         words, corrections, unknown = [], [], []
         for w in self.analyzer.words(text):
-            if w in self.words_ or stem(w) in self.vocabulary_ or w.isdigit():
+            if w in self.known_words or stem(w) in self.vocabulary or w.isdigit():
                 words.append(w)
                 continue
             fixed = None if is_english_word(w, ENGLISH_MIN_FREQUENCY) else self.correct(w)
@@ -229,11 +229,11 @@ class Index:
 
     def column(self, term: str) -> int | None:
         """The column of a (stemmed) term, or None when no entry uses it."""
-        return self.vocabulary_.get(term)
+        return self.vocabulary.get(term)
 
     def idf(self, column: int) -> float:
         """The inverse document frequency of a term column."""
-        return float(self.idf_[column])
+        return float(self._idf[column])
 
     def has(self, entry_id: str, column: int) -> bool:
         """Whether the entry holds the term anywhere (any field)."""
@@ -249,19 +249,19 @@ class Index:
 
     def columns(self, text: str) -> list[int]:
         """The term columns of a text (unknown terms left out): what a unit of an answer holds."""
-        get = self.vocabulary_.get
+        get = self.vocabulary.get
         return [c for c in map(get, self.analyzer.terms(text)) if c is not None]
 
     def vector(self, words: Iterable[str]) -> tuple[np.ndarray, np.ndarray]:
         """The L2-normalised TF-IDF vector of already-read words, as (columns, values)."""
         counts: dict[int, int] = defaultdict(int)
         for term in Analyzer.terms_of_words(list(words)):
-            col = self.vocabulary_.get(term)
+            col = self.vocabulary.get(term)
             if col is not None:
                 counts[col] += 1
         cols = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
         tf = np.fromiter(counts.values(), dtype=np.float32, count=len(counts))
-        vals = (1.0 + np.log(tf)) * self.idf_[cols]
+        vals = (1.0 + np.log(tf)) * self._idf[cols]
         if len(vals):
             vals /= np.sqrt(float(vals @ vals))
         return cols, vals
@@ -283,9 +283,9 @@ class Index:
         rows, vals = _columns(self._phrases, cols, q)
         best = np.zeros(n)
         if len(rows):
-            per_phrase = np.bincount(rows, weights=vals, minlength=len(self.phrase_owner_))
+            per_phrase = np.bincount(rows, weights=vals, minlength=len(self._phrase_owner))
             phrase_ids = np.flatnonzero(per_phrase)
-            np.maximum.at(best, self.phrase_owner_[phrase_ids], per_phrase[phrase_ids])
+            np.maximum.at(best, self._phrase_owner[phrase_ids], per_phrase[phrase_ids])
         scores = DOC_WEIGHT * doc + COVER_WEIGHT * cover + PHRASE_WEIGHT * best
 
         top = np.flatnonzero(scores)

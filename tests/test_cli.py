@@ -7,7 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import MINI
+
+pytestmark = pytest.mark.slow  # every test here starts a process or builds a wheel
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -750,6 +750,7 @@ def start_cli(fake: FakeDiscord | None, *args: str, **env: str) -> subprocess.Po
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+@pytest.mark.slow
 def test_cli_start_failures_are_one_line_saying_what_to_fix():
     """Missing, malformed and rejected token, and a refused privileged intent; started together to stay fast."""
     with FakeDiscord(token="MTAwMA.other.token-the-app-really-has") as rejecting, FakeDiscord(gateway="intent") as intent:
@@ -772,6 +773,7 @@ def test_cli_start_failures_are_one_line_saying_what_to_fix():
         assert len(intent.identifies) == 1 and intent.identifies[0]["token"] == TOKEN  # it did get that far
 
 
+@pytest.mark.slow
 def test_cli_runs_answers_and_stops_on_sigterm_without_logging_the_token():
     with FakeDiscord() as fake:
         proc = start_cli(fake, "-v", "discord", "--guild", "123456789012345678", DISCORD_TOKEN=TOKEN)

@@ -118,6 +118,7 @@ def test_rest_errors_are_permanent_only_when_the_channel_is_closed(fake, tipbot,
     assert err.value.permanent is permanent
 
 
+@pytest.mark.slow
 def test_run_once_from_the_cli_posts_due_discord_tips_once(tmp_path):
     import subprocess
     import sys

@@ -28,6 +28,8 @@ import pytest
 
 from tests.slack_fake import BOT_TOKEN, SIGNING_SECRET, FakeSlack, post
 
+pytestmark = pytest.mark.slow  # every test here starts a process or builds a wheel
+
 ROOT = Path(__file__).resolve().parents[1]
 SECTION = "## Running it in Docker"
 BASE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"  # the python image's PATH

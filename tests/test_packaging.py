@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # every test here starts a process or builds a wheel
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

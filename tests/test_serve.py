@@ -326,6 +326,7 @@ def poll(check, timeout: float = 20):
     return value
 
 
+@pytest.mark.slow
 def test_serve_runs_both_platforms_reloads_on_sighup_and_stops_on_sigterm(tmp_path):
     folder = knowledge_copy(tmp_path)
     with FakeSlack() as slack, FakeDiscord() as discord:
@@ -369,6 +370,7 @@ def test_serve_runs_both_platforms_reloads_on_sighup_and_stops_on_sigterm(tmp_pa
     assert records[-1]["message"] == "stopped"
 
 
+@pytest.mark.slow
 def test_a_rejected_discord_token_leaves_slack_answering(tmp_path):
     with FakeSlack() as slack, FakeDiscord(gateway="auth") as discord:
         p = Process(discord, SLACK_BOT_TOKEN=BOT_TOKEN, SLACK_SIGNING_SECRET=SIGNING_SECRET,

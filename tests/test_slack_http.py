@@ -333,6 +333,7 @@ def base_env(**extra: str) -> dict[str, str]:
     return {**env, "PYTHONPATH": str(ROOT), "TRENDBOT_HTTP_HOST": "127.0.0.1", "TRENDBOT_HTTP_PORT": "0", **extra}
 
 
+@pytest.mark.slow
 def test_cli_bad_settings_stop_with_one_line_naming_the_variable(fake, tmp_path):
     """Each kind of failure once, as a process (every malformed value is in test_slack_render's settings tests)."""
     blocker = tmp_path / "file"
@@ -362,6 +363,7 @@ def test_cli_bad_settings_stop_with_one_line_naming_the_variable(fake, tmp_path)
                 assert value not in err + out
 
 
+@pytest.mark.slow
 def test_cli_serves_http_mode_and_logs_no_secret_even_verbose(fake, tmp_path):
     env = base_env(SLACK_BOT_TOKEN=BOT_TOKEN, SLACK_SIGNING_SECRET=SIGNING_SECRET, SLACK_API_URL=fake.api_url,
                    TRENDBOT_DB=str(tmp_path / "t.db"))
@@ -401,6 +403,7 @@ def test_cli_serves_http_mode_and_logs_no_secret_even_verbose(fake, tmp_path):
     assert (tmp_path / "t.db").exists()
 
 
+@pytest.mark.slow
 def test_cli_sigterm_finishes_every_reply_it_acknowledged(fake, tmp_path):
     """`trendbot slack` is the runner: on SIGTERM it stops taking events and finishes the answers it acked."""
     fake.delays["chat.postMessage"] = 1.0  # a slow Slack: every answer is still in flight at SIGTERM

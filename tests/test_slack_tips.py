@@ -112,6 +112,7 @@ def test_transient_error_keeps_the_channel(fake, tipbot):
     assert [r.outcome for r in results] == ["sent"]
 
 
+@pytest.mark.slow
 def test_run_once_from_the_cli_posts_due_slack_tips(fake, tmp_path):
     import os
     import subprocess

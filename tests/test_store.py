@@ -82,6 +82,7 @@ print(" ".join(map(str, won)))
 """
 
 
+@pytest.mark.slow
 def test_processes_racing_claim_each_key_exactly_once(tmp_path):
     path = tmp_path / "race.db"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}

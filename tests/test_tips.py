@@ -138,6 +138,7 @@ def test_two_schedulers_on_one_database_post_once(mini_kb, db):
     assert sorted(ch for ch, _ in poster.posts) == ["C1", "C2", "C3"]
 
 
+@pytest.mark.slow
 def test_two_processes_post_once_per_channel(tmp_path, db):
     with Store(db) as st:
         for i in range(10):

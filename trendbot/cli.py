@@ -172,15 +172,10 @@ _FLAGS = {"host": "TRENDBOT_SLACK_HOST", "port": "TRENDBOT_SLACK_PORT", "guild":
 def _run(args) -> int:
     """`serve`, `slack`, `discord` (the runner, for every platform or one) and `config`: the settings
     are checked first, with every problem listed at once (exit code 2)."""
-    from bot import events
     from trendbot import serve
 
-    environ = dict(os.environ)
-    for flag, variable in _FLAGS.items():  # `trendbot slack --port 3001` is TRENDBOT_SLACK_PORT=3001
-        if getattr(args, flag, None) is not None:
-            environ[variable] = str(getattr(args, flag))
     only = args.command if args.command in ("slack", "discord") else None
-    cfg, problems = wiring.settings(environ, args.config)
+    cfg, problems = wiring.settings(_with_flags(args), args.config)
     knowledge_dir = args.knowledge or cfg["TRENDBOT_KNOWLEDGE"] or None
     found, kb, more = serve.check(cfg, knowledge_dir, only)
     problems += more
@@ -189,30 +184,14 @@ def _run(args) -> int:
         print(f"# platforms: {', '.join(found) or 'none'}; knowledge: {knowledge_dir or 'shipped'}"
               + (f" ({sum(kb.counts().values())} entries)" if kb else ""))
     if problems:
-        if only:
-            for problem in problems:
-                print(f"trendbot {only}: {problem}", file=sys.stderr)
-            return 2
-        print(f"trendbot {args.command}: {len(problems)} problem{'s' if len(problems) > 1 else ''} in the settings:",
-              file=sys.stderr)
-        for problem in problems:
-            print(f"  - {problem}", file=sys.stderr)
+        _report(args.command, only, problems)
         return 2
     if args.command == "config":
         return 0
-    root = logging.getLogger()
-    for handler in root.handlers:
-        handler.setFormatter(events.JsonFormatter() if cfg["TRENDBOT_LOG_FORMAT"] == "json" else events.TextFormatter())
-    level = cfg["TRENDBOT_LOG_LEVEL"]
-    if only and cfg.origins["TRENDBOT_LOG_LEVEL"] == "default":
-        level = "warning"  # one platform in a terminal: its own `trendbot: ...` lines say what it does
-    root.setLevel(logging.DEBUG if args.verbose else getattr(logging, level.upper()))
-    if not args.verbose:  # the libraries' chatter stays at warnings unless asked for with -v
-        for name in ("discord", "slack_bolt", "slack_sdk", "aiohttp"):
-            logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
-    events.log_questions = cfg["TRENDBOT_LOG_QUESTIONS"]
-    wiring.redact_logs(wiring.secrets(cfg))
+    _configure_logs(cfg, args.verbose, quiet=bool(only))
     if not only:
+        from bot import events
+
         return serve.run(cfg, found, kb, knowledge_dir, announce=lambda what: events.emit("platform_ready", what))
 
     def announce(what: str) -> None:  # one platform: say what it is doing, as a person starting it expects
@@ -222,6 +201,45 @@ def _run(args) -> int:
         print(f"trendbot {only}: {why}", file=sys.stderr, flush=True)
 
     return serve.run(cfg, found, kb, knowledge_dir, announce=announce, refuse=refuse, fail_fast=True)
+
+
+def _with_flags(args) -> dict[str, str]:
+    """The environment with the command's flags as the settings they stand for (`slack --port 3001`)."""
+    environ = dict(os.environ)
+    for flag, variable in _FLAGS.items():
+        if getattr(args, flag, None) is not None:
+            environ[variable] = str(getattr(args, flag))
+    return environ
+
+
+def _report(command: str, only: str | None, problems: list[str]) -> None:
+    if only:
+        for problem in problems:
+            print(f"trendbot {only}: {problem}", file=sys.stderr)
+        return
+    print(f"trendbot {command}: {len(problems)} problem{'s' if len(problems) > 1 else ''} in the settings:",
+          file=sys.stderr)
+    for problem in problems:
+        print(f"  - {problem}", file=sys.stderr)
+
+
+def _configure_logs(cfg, verbose: bool, quiet: bool) -> None:
+    """The log format and level the settings ask for, secrets filtered out. `quiet`: one platform in a
+    terminal, whose own `trendbot: ...` lines say what it does, logs warnings unless a level is set."""
+    from bot import events
+
+    root = logging.getLogger()
+    for handler in root.handlers:
+        handler.setFormatter(events.JsonFormatter() if cfg["TRENDBOT_LOG_FORMAT"] == "json" else events.TextFormatter())
+    level = cfg["TRENDBOT_LOG_LEVEL"]
+    if quiet and cfg.origins["TRENDBOT_LOG_LEVEL"] == "default":
+        level = "warning"
+    root.setLevel(logging.DEBUG if verbose else getattr(logging, level.upper()))
+    if not verbose:  # the libraries' chatter stays at warnings unless asked for with -v
+        for name in ("discord", "slack_bolt", "slack_sdk", "aiohttp"):
+            logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
+    events.log_questions = cfg["TRENDBOT_LOG_QUESTIONS"]
+    wiring.redact_logs(wiring.secrets(cfg))
 
 
 # -- ask ------------------------------------------------------------------------------------------
