@@ -24,6 +24,7 @@ import discord
 from discord import app_commands
 
 from adapters.discord_embeds import BUTTON_PREFIX, MORE_PREFIX, Button, Message, choices, render
+from adapters.inbox import Inbox
 from adapters.lifecycle import InFlight
 from adapters.platform import Surface
 from adapters.secrets import SecretFilter, SettingsError, read_secret
@@ -654,8 +655,8 @@ class DiscordPlatform:
 
     name = "discord"
 
-    def __init__(self, bot: Answerer, store: Any, settings: Settings, announce: Callable[[str], None] = lambda _: None):
-        self.bot, self.settings, self.announce = bot, settings, announce
+    def __init__(self, bot: Answerer, inbox: Inbox, settings: Settings, announce: Callable[[str], None] = lambda _: None):
+        self.bot, self.inbox, self.settings, self.announce = bot, inbox, settings, announce
         self.client: DiscordClient | None = None
         self.task: asyncio.Task | None = None
 

@@ -1,8 +1,11 @@
-"""Replies in progress, so that a shutdown can let them finish before it closes the connection."""
+"""Replies in progress, so that a shutdown can let them finish before it closes the connection; and
+warnings that cannot flood the log."""
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import time
 from collections.abc import Iterator
 
 
@@ -44,3 +47,19 @@ class InFlight:
         except asyncio.TimeoutError:
             return False
         return True
+
+
+class RateLimitedLog:
+    """At most one WARNING line every `every` seconds, whatever the rate of what it reports (junk on a
+    public URL must not flood the logs); the text should carry a running count."""
+
+    def __init__(self, log: logging.Logger, every: float = 10.0):
+        self.log = log
+        self.every = every
+        self._last = float("-inf")
+
+    def warn(self, text: str) -> None:
+        now = time.monotonic()
+        if now - self._last >= self.every:
+            self._last = now
+            self.log.warning("%s", text)

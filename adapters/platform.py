@@ -39,8 +39,8 @@ class Surface:
     `settings` are its variables (checked with the rest at start, listed by `trendbot config`);
     it is configured when any of `tokens` is set, and `how` tells a person what to set. `read` turns the checked settings into the
     platform's own settings object (raising SettingsError for what only it can check); `connect`
-    builds its Platform over the bot, the store, those settings and an `announce(text)` for the
-    lines a person starting it wants to see; `post_once` opens a poster without a live
+    builds its Platform over the bot, its reply inbox (adapters/inbox.py), those settings and an
+    `announce(text)` for the lines a person starting it wants to see; `post_once` opens a poster without a live
     connection, for `trendbot tips run-once`.
     """
 

@@ -14,16 +14,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import hmac
+import json
 import logging
 import re
+import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Protocol
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from aiohttp import ClientError, web
-from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.aiohttp import to_aiohttp_response
+from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.async_handler import AsyncRetryHandler
@@ -34,7 +39,8 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-from adapters.lifecycle import InFlight
+from adapters.inbox import Inbox
+from adapters.lifecycle import InFlight, RateLimitedLog
 from adapters.platform import Surface
 from adapters.secrets import SecretFilter, SettingsError, read_secret
 from adapters.slack_blocks import ACTION_PREFIX, MORE_ACTION, render
@@ -42,13 +48,14 @@ from bot.config import Config, ConfigError, Setting, as_port, load
 from bot.core import Incoming
 from bot.events import emit
 from bot.replies import Reply
-from bot.store import Store
 from bot.tips import PostError
 
 log = logging.getLogger(__name__)
 
 COMMAND = "/trend"
 PATH = "/slack/events"
+MAX_BODY = 1024 * 1024  # Slack's own payloads are far smaller; anything over this is refused with 413
+SENDING = 4  # replies being sent at once: a crash can repeat at most these (sent, not yet marked answered)
 DEFAULT_API_URL = "https://slack.com/api/"
 
 __all__ = ["SETTINGS", "SURFACE", "Settings", "SettingsError", "SecretFilter", "SlackApp", "SlackPlatform",
@@ -221,6 +228,36 @@ def wants_reply(payload: Mapping) -> bool:
     return event.get("type") == "message" and _is_dm(event.get("channel", ""), event.get("channel_type"))
 
 
+def inbox_key(payload: Mapping) -> str | None:
+    """The inbox key of a payload trendbot answers, or None for one it doesn't (a bot's message,
+    an edit, url_verification). Commands and button presses are keyed by their trigger_id."""
+    if "command" in payload or payload.get("type") == "block_actions":
+        trigger = payload.get("trigger_id") or ""
+        return f"slack:{'cmd' if 'command' in payload else 'act'}:{payload.get('team_id') or ''}:{trigger}" if trigger else None
+    if payload.get("type") == "event_callback" and wants_reply(payload):
+        return event_key(payload)
+    return None
+
+
+# What a recorded payload keeps: what to_incoming and the reply need, nothing else.
+_KEEP = ("type", "team_id", "command", "text", "channel_id", "channel_name", "user_id", "response_url",
+         "trigger_id", "event_id", "authorizations", "actions", "container", "channel", "user", "message")
+
+
+def minimal(payload: Mapping) -> dict:
+    """The parts of a payload needed to answer it later (a block_actions message keeps only its thread)."""
+    out = {k: payload[k] for k in _KEEP if k in payload}
+    if "event" in payload:
+        event = payload["event"] or {}
+        out["event"] = {k: event[k] for k in ("type", "channel", "channel_type", "text", "user", "ts", "thread_ts",
+                                              "bot_id", "subtype") if k in event}
+    if isinstance(out.get("message"), dict):
+        out["message"] = {k: out["message"][k] for k in ("ts", "thread_ts") if k in out["message"]}
+    if isinstance(out.get("actions"), list):
+        out["actions"] = [{k: a[k] for k in ("action_id", "value") if k in a} for a in out["actions"][:1]]
+    return out
+
+
 def event_key(payload: Mapping) -> str:
     """The de-duplication key of an event: the message it is about.
 
@@ -295,6 +332,46 @@ class SlackPoster:
             raise PostError(f"cannot reach Slack: {type(exc).__name__}", permanent=False) from None
 
 
+# -- requests before bolt -------------------------------------------------------------------------
+
+
+async def _read_capped(request: web.Request) -> bytes | None:
+    """The body, or None once it grows past MAX_BODY (a chunked body has no Content-Length to check)."""
+    chunks, size = [], 0
+    async for chunk in request.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > MAX_BODY:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _signed(body: bytes, headers: Mapping[str, str], secret: str, now: float | None = None) -> bool:
+    """Slack's v0 signature over the raw bytes, with a timestamp at most five minutes off.
+    https://docs.slack.dev/authentication/verifying-requests-from-slack/ (slack_sdk's verifier
+    decodes the body first, and so raises on bytes that are not UTF-8)."""
+    timestamp, signature = headers.get("X-Slack-Request-Timestamp", ""), headers.get("X-Slack-Signature", "")
+    if not timestamp.isascii() or not timestamp.isdigit() or len(timestamp) > 12 or not signature.isascii():
+        return False
+    if abs((time.time() if now is None else now) - int(timestamp)) > 300:
+        return False
+    digest = hmac.new(secret.encode(), b"v0:" + timestamp.encode() + b":" + body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(f"v0={digest}", signature)
+
+
+def _well_formed(body: bytes, content_type: str) -> bool:
+    """Whether a signed body is what Slack sends: UTF-8 JSON (events) or a form (commands, a
+    JSON `payload` field for interactivity)."""
+    try:
+        text = body.decode("utf-8")
+        if content_type.startswith("application/json"):
+            return isinstance(json.loads(text), dict)
+        fields = dict(parse_qsl(text, keep_blank_values=True, strict_parsing=bool(text)))
+        return "payload" not in fields or isinstance(json.loads(fields["payload"]), dict)
+    except (UnicodeDecodeError, ValueError):
+        return False
+
+
 # -- the slack-bolt app -------------------------------------------------------------------------
 
 
@@ -315,9 +392,9 @@ class SlackApp:
     which may freeze the process after the response; a server like this one does not need them.
     """
 
-    def __init__(self, bot: Answerer, store: Store, settings: Settings):
+    def __init__(self, bot: Answerer, inbox: Inbox, settings: Settings):
         self.bot = bot
-        self.store = store
+        self.inbox = inbox
         self.settings = settings
         self.counts: Counter[str] = Counter()  # answered / duplicate / ignored / failed, for tests and logs
         self.bolt = AsyncApp(token=settings.bot_token, signing_secret=settings.signing_secret,
@@ -328,27 +405,88 @@ class SlackApp:
         self.client: AsyncWebClient = self.bolt.client
         self.client.base_url = settings.api_url
         self.client.retry_handlers = retry_handlers()
+        self.bolt.middleware(self._record_first)
         self.bolt.command(COMMAND)(self._on_command)
         self.bolt.event("app_mention")(self._on_event)
         self.bolt.event("message")(self._on_event)
-        self.bolt.action(re.compile(f"^{ACTION_PREFIX}"))(self._on_action)
-        self.bolt.action(MORE_ACTION)(self._on_more)
+        self.bolt.action(re.compile(f"^({ACTION_PREFIX}|{MORE_ACTION})"))(self._on_action)
         self._runner: web.AppRunner | None = None
         self._socket = None
         self.inflight = InFlight()
         self.port: int | None = None  # HTTP mode: the port bound once started
+        self._warnings = RateLimitedLog(log, every=10.0)
+        self._sending = asyncio.Semaphore(SENDING)
 
     # -- listeners ---------------------------------------------------------------------------
+    #
+    # `_record_first` runs as bolt middleware, after bolt has checked the signature and before it
+    # acknowledges (HTTP 200, or the Socket Mode envelope ack): every question is in the inbox
+    # before Slack can consider it delivered. Each listener answers only what the inbox gave it
+    # (`context["inbox_key"]`), marks it done once the reply is out, and gives it back when
+    # Slack could not be reached; after a crash the replay loop answers what is left.
 
-    async def _on_command(self, ack, body: dict) -> None:
+    async def _record_first(self, body: dict, context: dict, next) -> None:
+        key = inbox_key(body)
+        if key is not None:
+            context["inbox_key"] = key if await self.inbox.record(key, {"body": minimal(body)}) else None
+        await next()
+
+    async def _on_command(self, ack, body: dict, context: dict) -> None:
         await ack()  # an empty 200 within Slack's 3 s; the answer follows through response_url
         with self.inflight.track():
-            await self._answer_command(body)
+            await self.answer(context.get("inbox_key"), body)
 
-    async def _answer_command(self, body: dict) -> None:
-        incoming = self._with_permission(to_incoming(body))
+    async def _on_event(self, body: dict, context: dict) -> None:
+        # Events are acknowledged by bolt before this runs (see the class docstring).
+        with self.inflight.track():
+            if not wants_reply(body):
+                self.counts["ignored"] += 1
+                return
+            await self.answer(context.get("inbox_key"), body)
+
+    async def _on_action(self, ack, body: dict, context: dict) -> None:
+        await ack()
+        with self.inflight.track():
+            await self.answer(context.get("inbox_key"), body)
+
+    async def answer(self, key: str | None, body: dict) -> None:
+        """Answer one recorded payload (live or replayed), then settle it in the inbox."""
+        if key is None:  # answered already, or another process is on it
+            self.counts["duplicate"] += 1
+            log.info("%s %s was answered already or is being answered; skipped", body.get("type") or "command",
+                     body.get("event_id") or body.get("trigger_id") or "")
+            return
+        try:
+            send = await self._reply_to(body)
+            # Between a post and its mark a crash repeats the reply: few replies are ever in that state.
+            async with self._sending:
+                outcome = await send()
+                if outcome == "retry":
+                    await self.inbox.release(key)
+                else:
+                    await self.inbox.done(key)
+        except Exception:
+            log.exception("answering a Slack %s failed", body.get("type") or "command")
+            await self.inbox.done(key)  # a payload that breaks the answer must not be replayed for ever
+
+    async def replay(self, key: str, payload: dict) -> None:
+        """The inbox's replay: answer a question a crash or a failed post left unanswered."""
+        with self.inflight.track():
+            await self.answer(key, payload.get("body") or {})
+
+    async def _reply_to(self, body: dict) -> Callable[[], Awaitable[str]]:
+        """Work out the reply (in a worker thread), and return how to send it."""
+        incoming = to_incoming(body)
+        if "command" in body:
+            reply = await asyncio.to_thread(self.bot.handle, self._with_permission(incoming))
+            return lambda: self._respond(body.get("response_url"), reply)
         reply = await asyncio.to_thread(self.bot.handle, incoming)
-        await self._respond(body.get("response_url"), reply)
+        if body.get("type") == "block_actions":
+            if (body.get("actions") or [{}])[0].get("action_id") == MORE_ACTION:
+                # "More" replaces the short answer in place: no new message, no ping.
+                return lambda: self._respond(body.get("response_url"), reply, replace=True)
+            return lambda: self._respond(body.get("response_url"), reply, thread_ts=incoming.thread_id)
+        return lambda: self._post(incoming, reply)
 
     def _with_permission(self, incoming: Incoming) -> Incoming:
         """The core asks whether the sender may change the channel's tips only when a command needs it;
@@ -360,40 +498,6 @@ class SlackApp:
             return check.result(timeout=15)
 
         return replace(incoming, can_manage=ask)
-
-    async def _on_event(self, body: dict) -> None:
-        # Events are acknowledged by bolt before this runs (see the class docstring).
-        with self.inflight.track():
-            await self._answer_event(body)
-
-    async def _answer_event(self, body: dict) -> None:
-        if not wants_reply(body):
-            self.counts["ignored"] += 1
-            return
-        # Claim before answering: the store's PRIMARY KEY lets exactly one delivery through, across
-        # retries, restarts and processes. The price is at most once: should the post fail after
-        # the claim, a retry of that event is not answered either.
-        if not await asyncio.to_thread(self.store.claim, event_key(body)):
-            self.counts["duplicate"] += 1
-            log.info("event %s is about a message already answered; skipped", body.get("event_id"))
-            return
-        incoming = to_incoming(body)
-        reply = await asyncio.to_thread(self.bot.handle, incoming)
-        await self._post(incoming, reply)
-
-    async def _on_action(self, ack, body: dict) -> None:
-        await ack()
-        with self.inflight.track():
-            incoming = to_incoming(body)
-            reply = await asyncio.to_thread(self.bot.handle, incoming)
-            await self._respond(body.get("response_url"), reply, thread_ts=incoming.thread_id)
-
-    async def _on_more(self, ack, body: dict) -> None:
-        """"More" replaces the short answer with the whole entry, in place: no new message, no ping."""
-        await ack()
-        with self.inflight.track():
-            reply = await asyncio.to_thread(self.bot.handle, to_incoming(body))
-            await self._respond(body.get("response_url"), reply, replace=True)
 
     async def can_manage(self, user_id: str, channel_id: str) -> bool:
         """May this person change the channel's daily tips: allow-listed, a workspace admin or owner,
@@ -412,7 +516,8 @@ class SlackApp:
 
     # -- output ----------------------------------------------------------------------------
 
-    async def _post(self, incoming: Incoming, reply: Reply) -> None:
+    async def _post(self, incoming: Incoming, reply: Reply) -> str:
+        """Post the reply in the channel (or privately); "ok", "retry" (Slack unreachable) or "gone"."""
         message = render(reply)
         args: dict = {"channel": incoming.channel_id, **message}
         if incoming.thread_id:
@@ -426,18 +531,21 @@ class SlackApp:
             self.counts["failed"] += 1
             emit("reply_failed", f"could not post a reply in {incoming.channel_id}: {exc.response.get('error')}",
                  level=logging.WARNING, platform="slack", channel=incoming.channel_id)
+            return "gone"  # Slack answered: trying again cannot change its mind
         except (ClientError, asyncio.TimeoutError) as exc:
             self.counts["failed"] += 1
             emit("reply_failed", f"could not reach Slack to post a reply in {incoming.channel_id}: "
                  f"{type(exc).__name__}", level=logging.WARNING, platform="slack", channel=incoming.channel_id)
-        else:
-            self.counts["answered"] += 1
+            return "retry"
+        self.counts["answered"] += 1
+        return "ok"
 
     async def _respond(self, response_url: str | None, reply: Reply, thread_ts: str | None = None,
-                       replace: bool = False) -> None:
+                       replace: bool = False) -> str:
+        """Answer through the request's response_url; "ok", "retry" (Slack unreachable) or "gone"."""
         if not response_url:
             log.warning("a Slack request had no response_url; nothing to answer through")
-            return
+            return "gone"
         message = {**render(reply), "replace_original": replace}
         if not replace:  # a replaced message keeps who could see it
             message["response_type"] = "ephemeral" if reply.private else "in_channel"
@@ -449,13 +557,14 @@ class SlackApp:
             self.counts["failed"] += 1
             emit("reply_failed", f"could not reach Slack's response_url: {type(exc).__name__}",
                  level=logging.WARNING, platform="slack")
-            return
+            return "retry"
         if response.status_code != 200:
             self.counts["failed"] += 1
             emit("reply_failed", f"Slack's response_url answered {response.status_code}: {response.body[:200]}",
                  level=logging.WARNING, platform="slack")
-        else:
-            self.counts["answered"] += 1
+            return "retry" if response.status_code >= 500 else "gone"
+        self.counts["answered"] += 1
+        return "ok"
 
     # -- running ---------------------------------------------------------------------------
 
@@ -472,7 +581,7 @@ class SlackApp:
 
     async def start_http(self, host: str | None = None, port: int | None = None) -> int:
         """Serve POST /slack/events (events, commands, interactivity); returns the bound port."""
-        app = web.Application()
+        app = web.Application(client_max_size=MAX_BODY)
         app.router.add_post(PATH, self._http)
         # A client that never finishes its request must not hold up a shutdown (aiohttp waits 60 s).
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
@@ -483,8 +592,26 @@ class SlackApp:
         return self._runner.addresses[0][1]
 
     async def _http(self, request: web.Request) -> web.Response:
-        response = await self.bolt.async_dispatch(await to_bolt_request(request))
-        return await to_aiohttp_response(response)
+        """Check the request before bolt parses it: too big is 413, a bad signature 401, a body that
+        is not what Slack sends 400; each with one rate-limited WARNING line and no traceback."""
+        if (request.content_length or 0) > MAX_BODY:
+            return self._junk(413, "request body too large")
+        body = await _read_capped(request)
+        if body is None:
+            return self._junk(413, "request body too large")
+        if not _signed(body, request.headers, self.settings.signing_secret):
+            return self._junk(401, "bad or missing signature")
+        if not _well_formed(body, request.headers.get("Content-Type", "")):
+            return self._junk(400, "malformed body")
+        bolt_request = AsyncBoltRequest(body=body.decode("utf-8"), query=request.query_string,
+                                        headers=request.headers)  # what bolt's aiohttp adapter builds
+        return await to_aiohttp_response(await self.bolt.async_dispatch(bolt_request))
+
+    def _junk(self, status: int, why: str) -> web.Response:
+        self.counts["refused"] += 1
+        self._warnings.warn(f"refused {self.counts['refused']} request(s) to {PATH} so far; the last: {why} "
+                            f"(HTTP {status})")
+        return web.Response(status=status, text=why)
 
     def socket_handler(self):
         """bolt's asyncio Socket Mode handler for this app (not yet connected)."""
@@ -554,23 +681,32 @@ class SlackPlatform:
 
     name = "slack"
 
-    def __init__(self, bot: Answerer, store: Store, settings: Settings,
+    def __init__(self, bot: Answerer, inbox: Inbox, settings: Settings,
                  announce: Callable[[str], None] = lambda _: None):
-        self.bot, self.store, self.settings, self.announce = bot, store, settings, announce
+        self.bot, self.inbox, self.settings, self.announce = bot, inbox, settings, announce
         self.app: SlackApp | None = None
+        self._replaying: tuple[asyncio.Event, asyncio.Task] | None = None
 
     async def start(self) -> None:
-        """Check the token and start receiving (Socket Mode or HTTP); SettingsError says what to fix."""
-        self.app = SlackApp(self.bot, self.store, self.settings)
+        """Check the token and start receiving (Socket Mode or HTTP), then answer what a crash left
+        unanswered; SettingsError says what to fix."""
+        self.app = SlackApp(self.bot, self.inbox, self.settings)
         await self.app.start(self.announce)
+        stop = asyncio.Event()
+        self._replaying = stop, asyncio.create_task(self.inbox.replay(self.app.replay, stop), name="slack-replay")
 
     async def wait(self) -> None:
         """Run until stopped: slack_sdk reconnects a dropped socket itself, and HTTP mode has none."""
         await asyncio.Event().wait()
 
     async def stop(self, drain: float) -> None:
-        """Stop receiving, let answers in progress finish (up to `drain` s)."""
+        """Stop receiving and replaying, let answers in progress finish (up to `drain` s)."""
         app, self.app = self.app, None
+        if self._replaying is not None:
+            stop, task = self._replaying
+            self._replaying = None
+            stop.set()
+            await asyncio.wait({task}, timeout=drain or 0.1)
         if app is not None:
             await app.stop(drain)
 

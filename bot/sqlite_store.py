@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 # Slack retries an event up to three times within minutes; a day of keys covers that with room.
 CLAIM_TTL = 24 * 3600.0
-EXPIRE_EVERY = 3600.0  # `claim` deletes expired keys at most this often
+EXPIRE_EVERY = 3600.0  # `record` deletes rows older than the TTL at most this often
 MAX_KEY = 255
 
 # (version, statements). Append, never edit: a database at version N runs the entries after N.
@@ -41,6 +41,20 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
         "CREATE TABLE tip_posts (platform VARCHAR(32) NOT NULL, channel_id VARCHAR(255) NOT NULL,"
         " local_date CHAR(10) NOT NULL, tip_id VARCHAR(255), claimed_at BIGINT NOT NULL, sent_at BIGINT,"
         " PRIMARY KEY (platform, channel_id, local_date))",
+    )),
+    (3, (
+        # The reply inbox: a question is recorded before the platform gets its acknowledgement and
+        # marked answered once the reply is posted; `leased_until` lets one process at a time work
+        # on it, and another take it over once the lease has run out (a crash).
+        "CREATE TABLE inbox (key VARCHAR(255) PRIMARY KEY, platform VARCHAR(32) NOT NULL,"
+        " payload TEXT NOT NULL, received_at BIGINT NOT NULL, leased_until BIGINT NOT NULL,"
+        " answered_at BIGINT)",
+        "CREATE INDEX inbox_pending ON inbox (platform, answered_at, leased_until)",
+        "CREATE INDEX inbox_received_at ON inbox (received_at)",
+        # The claims of earlier versions were messages already answered: they carry over as such.
+        "INSERT INTO inbox (key, platform, payload, received_at, leased_until, answered_at)"
+        " SELECT key, 'slack', '', claimed_at, 0, claimed_at FROM claims",
+        "DROP TABLE claims",
     )),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
@@ -60,7 +74,11 @@ class SQLiteStore:
         self._last_expiry = float("-inf")
         where = where or str(self.path)
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # The store holds what people asked: readable by its owner only. A folder we create is
+            # 0700 and a file 0600; SQLite gives the -wal and -shm files the database file's mode.
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            if not self.path.exists():
+                os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
             # isolation_level=None: each statement commits on its own unless we BEGIN explicitly.
             # timeout: wait up to 5 s for another process's write lock instead of failing.
             self._db = sqlite3.connect(self.path, timeout=5.0, isolation_level=None, check_same_thread=False)
@@ -113,32 +131,68 @@ class SQLiteStore:
         with self._lock:
             return self._db.execute("SELECT MAX(version) FROM schema_version").fetchone()[0]
 
-    # -- de-duplication -----------------------------------------------------------------------
+    # -- the reply inbox -------------------------------------------------------------------------
 
-    def claim(self, key: str, now: float | None = None) -> bool:
-        """Record `key`; True the first time any process claims it, False ever after (until it expires)."""
-        if not key or len(key) > MAX_KEY:
-            raise ValueError(f"a claim key must be 1 to {MAX_KEY} characters")
-        now = time.time() if now is None else now
+    def record(self, key: str, platform: str, payload: str, now: float, lease: float) -> str:
+        """Record a question before it is acknowledged, and lease it to the caller.
+
+        "new": first seen, leased to the caller; "taken": seen before but never answered and its
+        lease had run out, now leased to the caller; "busy": another process holds its lease;
+        "answered": its reply went out already. Only "new" and "taken" should be answered.
+        """
+        key = _key(key)
         with self._lock:
             if now - self._last_expiry >= EXPIRE_EVERY:
                 self._expire(now)
             try:
-                self._db.execute("INSERT INTO claims (key, claimed_at) VALUES (?, ?)", (key, int(now)))
-            except sqlite3.IntegrityError:  # the PRIMARY KEY says someone already has it
-                return False
-            return True
+                self._db.execute("INSERT INTO inbox (key, platform, payload, received_at, leased_until)"
+                                 " VALUES (?, ?, ?, ?, ?)", (key, platform, payload, int(now), int(now + lease)))
+                return "new"
+            except sqlite3.IntegrityError:  # the PRIMARY KEY: seen before
+                pass
+            cur = self._db.execute("UPDATE inbox SET leased_until = ? WHERE key = ? AND answered_at IS NULL"
+                                   " AND leased_until < ?", (int(now + lease), key, int(now)))
+            if cur.rowcount == 1:
+                return "taken"
+            row = self._db.execute("SELECT answered_at FROM inbox WHERE key = ?", (key,)).fetchone()
+            return "answered" if row and row[0] is not None else "busy"
+
+    def answered(self, key: str, now: float) -> None:
+        """The reply went out: mark it, and forget what was asked (only the key stays, against retries)."""
+        with self._lock:
+            self._db.execute("UPDATE inbox SET answered_at = ?, payload = '' WHERE key = ?", (int(now), _key(key)))
+
+    def release(self, key: str) -> None:
+        """Give the lease back (the reply could not go out now): the next replay pass may try again."""
+        with self._lock:
+            self._db.execute("UPDATE inbox SET leased_until = 0 WHERE key = ? AND answered_at IS NULL", (_key(key),))
+
+    def pending(self, platform: str, now: float, since: float, lease: float, limit: int = 50) -> list[tuple[str, str]]:
+        """Unanswered questions received after `since` whose lease has run out, each leased to the
+        caller: (key, payload), oldest first. The UPDATE's WHERE makes each take exclusive."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT key, payload FROM inbox WHERE platform = ? AND answered_at IS NULL AND leased_until < ?"
+                " AND received_at >= ? ORDER BY received_at LIMIT ?",
+                (platform, int(now), int(since), limit)).fetchall()
+            taken = []
+            for key, payload in rows:
+                cur = self._db.execute("UPDATE inbox SET leased_until = ? WHERE key = ? AND answered_at IS NULL"
+                                       " AND leased_until < ?", (int(now + lease), key, int(now)))
+                if cur.rowcount == 1:
+                    taken.append((key, payload))
+            return taken
 
     def expire(self, now: float | None = None) -> int:
-        """Delete claims older than the TTL; returns how many went."""
+        """Delete inbox rows older than the TTL; returns how many went."""
         with self._lock:
             return self._expire(time.time() if now is None else now)
 
     def _expire(self, now: float) -> int:
         self._last_expiry = now
-        cur = self._db.execute("DELETE FROM claims WHERE claimed_at < ?", (int(now - self.ttl),))
+        cur = self._db.execute("DELETE FROM inbox WHERE received_at < ?", (int(now - self.ttl),))
         if cur.rowcount:
-            log.debug("store: %d expired claims deleted", cur.rowcount)
+            log.debug("store: %d old inbox rows deleted", cur.rowcount)
         return cur.rowcount
 
     # -- daily tips ---------------------------------------------------------------------------
@@ -273,6 +327,17 @@ def _subscription(row: tuple) -> Subscription:
     hours, minutes = post_time.split(":")
     return Subscription(platform, channel_id, dt.time(int(hours), int(minutes)), zone,
                         tuple(t for t in topics.split(",") if t), bool(active))
+
+
+def _key(key: str) -> str:
+    """A key that fits the column: long ones (junk a platform sent) become their SHA-256."""
+    if not key:
+        raise ValueError("an inbox key must not be empty")
+    if len(key) <= MAX_KEY:
+        return key
+    import hashlib
+
+    return "sha256:" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _reason(exc: BaseException) -> str:

@@ -1,7 +1,8 @@
 """The store interface: the few operations callers need, and the error every store raises.
 
 A Store holds what must outlive a process and be shared by every process of one installation:
-event de-duplication claims, daily-tip subscriptions and the per-day tip posts. Every "exactly
+the reply inbox (questions recorded before they are acknowledged), daily-tip subscriptions and
+the per-day tip posts. Every "exactly
 once" rests on a UNIQUE constraint in it, never on timing. bot/sqlite_store.py is the embedded
 default; the app layer (trendbot/wiring.py) picks the implementation from TRENDBOT_DB.
 """
@@ -19,8 +20,18 @@ class StoreError(Exception):
 class Store(Protocol):
     """What callers may do with the store. Implementations are safe to use from several threads."""
 
-    def claim(self, key: str, now: float | None = None) -> bool:
-        """Record `key`; True the first time any process claims it, False ever after (until it expires)."""
+    def record(self, key: str, platform: str, payload: str, now: float, lease: float) -> str:
+        """Record a question before it is acknowledged and lease it to the caller: "new" or "taken"
+        (answer it), "busy" (another process is on it) or "answered" (its reply went out)."""
+
+    def answered(self, key: str, now: float) -> None:
+        """The reply went out: mark it and drop what was asked."""
+
+    def release(self, key: str) -> None:
+        """Give the lease back so a later replay pass may try again."""
+
+    def pending(self, platform: str, now: float, since: float, lease: float, limit: int = 50) -> list[tuple[str, str]]:
+        """Unanswered questions received after `since` whose lease ran out, each now leased to the caller."""
 
     def subscribe(self, sub: Subscription, now: float | None = None) -> None:
         """Create or replace a channel's subscription (and reactivate it)."""

@@ -22,6 +22,7 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from adapters.inbox import Inbox
 from adapters import slack_app
 from trendbot import serve
 from bot.core import Incoming
@@ -240,7 +241,7 @@ async def test_stopping_finishes_the_reply_in_progress_then_closes(mini_bot, tmp
     with FakeSlack() as fake, Store(tmp_path / "s.db") as store:
         settings = slack_app.Settings(bot_token=BOT_TOKEN, signing_secret=SIGNING_SECRET, api_url=fake.api_url,
                                       host="127.0.0.1", port=0)
-        platform = slack_app.SlackPlatform(slow, store, settings)
+        platform = slack_app.SlackPlatform(slow, Inbox(store, "slack"), settings)
         service = service_for(mini_bot, [platform])
         running = asyncio.create_task(service.run())
         await until(lambda: platform.app is not None and platform.app.port)
@@ -338,7 +339,7 @@ def test_serve_runs_both_platforms_reloads_on_sighup_and_stops_on_sigterm(tmp_pa
             slack_port = p.port("listening for Slack on")
             poll(lambda: p.health(http)[1]["status"] == "ok")
 
-            question = "is serverless cheaper for the zebra project?"
+            question = "is serverless cheaper for our team, asking for a friend?"
             event = fixture("message_im")
             event["event"]["text"] = question
             assert send_signed(slack_port, json.dumps(event).encode(), "application/json")[0] == 200
@@ -366,7 +367,7 @@ def test_serve_runs_both_platforms_reloads_on_sighup_and_stops_on_sigterm(tmp_pa
     answers = [r for r in records if r.get("event") == "answer"]
     assert {a["platform"] for a in answers} == {"slack", "discord"}
     assert all({"channel", "entry_id", "score", "latency_ms"} <= set(a) for a in answers)
-    assert "zebra" not in log and BOT_TOKEN not in log and SIGNING_SECRET not in log and discord_fake.TOKEN not in log
+    assert "asking for a friend" not in log and BOT_TOKEN not in log and SIGNING_SECRET not in log and discord_fake.TOKEN not in log
     assert records[-1]["message"] == "stopped"
 
 
@@ -463,7 +464,7 @@ async def test_a_client_that_never_finishes_its_request_does_not_hold_up_shutdow
     with FakeSlack() as fake, Store(tmp_path / "s.db") as store:
         settings = slack_app.Settings(bot_token=BOT_TOKEN, signing_secret=SIGNING_SECRET, api_url=fake.api_url,
                                       host="127.0.0.1", port=0)
-        platform = slack_app.SlackPlatform(mini_bot, store, settings)
+        platform = slack_app.SlackPlatform(mini_bot, Inbox(store, "slack"), settings)
         service = service_for(mini_bot, [platform])
         running = asyncio.create_task(service.run())
         await until(lambda: platform.app is not None and platform.app.port)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from adapters.inbox import Inbox
 from adapters import slack_app
 from bot.sqlite_store import SQLiteStore as Store
 from tests.conftest import MINI
@@ -79,7 +80,7 @@ def start(fake, mini_bot, tmp_path):
     def _start(bot=None, db: Path | None = None) -> AppThread:
         st = Store(db or tmp_path / "trendbot.db")
         stores.append(st)
-        app = AppThread(lambda: slack_app.SlackApp(bot or mini_bot, st, settings(fake)))
+        app = AppThread(lambda: slack_app.SlackApp(bot or mini_bot, Inbox(st, "slack"), settings(fake)))
         running.append(app)
         return app
 
@@ -277,6 +278,44 @@ def test_unverified_requests_are_401_and_get_no_reply(fake, start, mini_bot):
     assert post(app.port, body, FORM, good)[0] == 200  # the same request, signed, goes through
     fake.wait_replies(1)
     assert len(bot.seen) == 1 and len(fake.replies()) == 1
+
+
+def test_junk_on_the_public_url_gets_a_4xx_and_at_most_one_warning_never_a_traceback(fake, start, mini_bot, caplog):
+    bot = RecordingBot(mini_bot)
+    app = start(bot)
+    unsigned = [
+        (b"{x", JSON, {}), (b"[1, 2]", JSON, {}), (b"\xff\xfe\x00junk", JSON, {}), (b"payload=%7Bx", FORM, {}),
+        (b"{}", JSON, {"X-Slack-Request-Timestamp": "abc", "X-Slack-Signature": "v0=00"}),
+        (b"{}", JSON, {"X-Slack-Request-Timestamp": "1e10", "X-Slack-Signature": "v0=00"}),
+        (b"{}", JSON, {"X-Slack-Request-Timestamp": "9" * 400, "X-Slack-Signature": "v0=" + "f" * 64}),
+        (b"{}", JSON, {"X-Slack-Request-Timestamp": "\xb2\xb3", "X-Slack-Signature": "v0=00"}),  # superscript digits
+    ]
+    signed_junk = [(b"{x", JSON), (b"[1, 2]", JSON), (b"\xff\xfe\x00junk", JSON), (b"payload=%7Bx", FORM),
+                   (b"payload=%5B1%5D", FORM), (b"a=1&&&=%%%", FORM)]
+    caplog.set_level(logging.INFO)
+    for _ in range(25):  # 200 junk requests in all
+        for body, kind, headers in unsigned:
+            assert post(app.port, body, kind, headers)[0] == 401, body
+    for body, kind in signed_junk:
+        assert send_signed(app.port, body, kind)[0] == 400, body
+    big = b'{"type": "event_callback", "x": "' + b"a" * (1024 * 1024) + b'"}'
+    assert send_signed(app.port, big, JSON)[0] == 413
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING and r.name.startswith("adapters")]
+    assert len(warnings) <= 1 and all(r.levelno == logging.WARNING for r in warnings), [r.getMessage() for r in warnings]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+    assert not bot.seen and not fake.calls  # nothing reached the core, nothing was posted
+    assert app.app.counts["refused"] == 25 * len(unsigned) + len(signed_junk) + 1
+
+
+def test_a_signed_event_with_an_absurd_ts_is_answered(fake, start):
+    app = start()
+    body = event_body("message_im", ts="1" * 300)
+    assert send_signed(app.port, body, JSON)[0] == 200
+    (reply,) = fake.wait_replies(1, "chat.postMessage")
+    assert reply.data["channel"] == "D0ALICEDM"
+    assert send_signed(app.port, body, JSON)[0] == 200  # its retry is still recognised
+    time.sleep(0.3)
+    assert len(fake.replies("chat.postMessage")) == 1
 
 
 # -- rate limits ------------------------------------------------------------------------------

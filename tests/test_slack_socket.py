@@ -20,6 +20,7 @@ import pytest
 from aiohttp import WSMsgType, web
 from slack_sdk.socket_mode.request import SocketModeRequest
 
+from adapters.inbox import Inbox
 from adapters import slack_app
 from bot.sqlite_store import SQLiteStore as Store
 from tests.slack_fake import APP_TOKEN, BOT_TOKEN, FakeSlack, fixture
@@ -49,7 +50,7 @@ def app(fake, mini_bot, tmp_path):
     settings = slack_app.Settings.from_env({"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_APP_TOKEN": APP_TOKEN,
                                             "SLACK_API_URL": fake.api_url})
     assert settings.socket_mode
-    yield slack_app.SlackApp(mini_bot, st, settings)
+    yield slack_app.SlackApp(mini_bot, Inbox(st, "slack"), settings)
     st.close()
 
 
@@ -166,6 +167,6 @@ async def test_rejected_app_token_names_the_variable(fake, mini_bot, tmp_path):
     with Store(tmp_path / "t.db") as st:
         settings = slack_app.Settings.from_env({"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_APP_TOKEN": "xapp-1-A0-9-REVOKED",
                                                 "SLACK_API_URL": fake.api_url})
-        app = slack_app.SlackApp(mini_bot, st, settings)
+        app = slack_app.SlackApp(mini_bot, Inbox(st, "slack"), settings)
         with pytest.raises(slack_app.SettingsError, match="^SLACK_APP_TOKEN was rejected"):
             await app.start_socket_mode()

@@ -7,6 +7,7 @@ import datetime as dt
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.inbox import Inbox
 from adapters import slack_app
 from bot.schedule import Subscription
 from bot.sqlite_store import SQLiteStore as Store
@@ -25,7 +26,7 @@ def serve(fake, bot, tmp_path, managers: str = ""):
            "TRENDBOT_SLACK_MANAGERS": managers}
     settings = slack_app.Settings.from_env(env, host="127.0.0.1", port=0)
     store = Store(tmp_path / "events.db")
-    return AppThread(lambda: slack_app.SlackApp(bot, store, settings)), store
+    return AppThread(lambda: slack_app.SlackApp(bot, Inbox(store, "slack"), settings)), store
 
 
 def subscribe(fake, app, user="U0ALICE", text="subscribe 08:00 Europe/Berlin"):

@@ -10,6 +10,7 @@ import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from adapters.inbox import Inbox
 from bot import knowledge as knowledge_base
 from bot.config import Config, read
 from bot.core import TrendBot
@@ -72,6 +73,11 @@ def open_db(config: Config) -> Store:
 def db_opener(config: Config) -> Callable[[], Store]:
     """A function that opens the store on first use (so `trendbot ask` creates no file)."""
     return lambda: open_db(config)
+
+
+def inbox(store: Store, platform: str, config: Config) -> Inbox:
+    """One platform's reply inbox over the store, with the lease and window the settings give."""
+    return Inbox(store, platform, lease=config["TRENDBOT_INBOX_LEASE"], useful_for=config["TRENDBOT_REPLY_WINDOW"])
 
 
 def knowledge(folder: str | None) -> tuple[knowledge_base.Knowledge | None, list[str]]:
