@@ -47,6 +47,7 @@ NO_MENTIONS = discord.AllowedMentions.none()  # no reply pings anyone, the asker
 # Discord drops an interaction not answered within 3 s; an answer not ready after this long is
 # deferred ("trendbot is thinking…"), leaving time for the defer call itself to arrive.
 DEFER_AFTER = 1.5
+RATE_LIMIT_WAIT = 30.0  # seconds discord.py may wait out a 429 itself before it raises RateLimited
 
 __all__ = ["SETTINGS", "SURFACE", "DiscordClient", "DiscordPlatform", "DiscordPoster", "NO_MENTIONS", "PERMISSIONS",
            "SecretFilter", "Settings", "SettingsError", "MoreButton", "SuggestionButton", "invite_url", "plain_text",
@@ -174,6 +175,23 @@ def to_incoming(source: Any, *, bot_id: int | None = None) -> Incoming:
     raise ValueError(f"not a command trendbot answers: {name!r}")
 
 
+_STORED = ("text", "platform", "channel_id", "user_id", "thread_id", "is_command", "is_mention", "is_dm")
+
+
+def _stored(incoming: Incoming) -> dict[str, Any]:
+    """What the inbox keeps of an Incoming, to answer it after a restart; whether the sender may
+    manage the channel is kept as it was decided, since the interaction that told us is gone."""
+    out = {k: getattr(incoming, k) for k in _STORED}
+    out["can_manage"] = bool(incoming.can_manage()) if incoming.is_command else False
+    return out
+
+
+def _restored(stored: dict[str, Any]) -> Incoming:
+    allowed = bool(stored.get("can_manage"))
+    fields = {k: stored[k] for k in _STORED if k in stored}
+    return Incoming(**{"text": "", **fields}, can_manage=lambda: allowed, spell=spelling)
+
+
 def spelling(verb: str, time: str = "", zone: str = "", topics: str = "") -> str:
     """Discord's own commands for daily tips: `/subscribe time:08:30 zone:Europe/Berlin topics:serverless`."""
     if verb != "subscribe":
@@ -296,7 +314,7 @@ class DiscordClient(discord.Client):
     """
 
     def __init__(self, core: Answerer, settings: Settings, *, announce: Callable[[str], None] = lambda _: None,
-                 defer_after: float = DEFER_AFTER):
+                 defer_after: float = DEFER_AFTER, inbox: Inbox | None = None):
         # trendbot never joins voice: without this, discord.py warns on every start that voice
         # libraries are missing.
         discord.VoiceClient.warn_nacl = False
@@ -306,12 +324,16 @@ class DiscordClient(discord.Client):
         intents.guilds = True  # channels and permissions, to know whether we may embed
         intents.guild_messages = True  # mentions (their content arrives without Message Content)
         intents.dm_messages = True
-        super().__init__(intents=intents, allowed_mentions=NO_MENTIONS)
+        # max_ratelimit_timeout: discord.py waits out a 429 by itself up to this long; a longer one
+        # raises RateLimited, which the tip poster turns into "try later" rather than block the loop.
+        super().__init__(intents=intents, allowed_mentions=NO_MENTIONS, max_ratelimit_timeout=RATE_LIMIT_WAIT)
         self.core = core
         self.settings = settings
         self.announce = announce
         self.defer_after = defer_after
+        self.inbox = inbox
         self.tree = app_commands.CommandTree(self)
+        self.tree.on_error = self._on_command_error
         for command in _commands(self):
             self.tree.add_command(command)
         self.synced = 0  # times the commands were synced (once per start)
@@ -418,20 +440,69 @@ class DiscordClient(discord.Client):
 
     async def _answer_message(self, message: discord.Message, me_id: int) -> None:
         incoming = to_incoming(message, bot_id=me_id)
+        key = f"discord:msg:{message.id}"
+        payload = {"kind": "message", "channel": message.channel.id, "message": message.id,
+                   "embeds": _may_embed(message), "incoming": _stored(incoming)}
+        if self.inbox is not None and not await self.inbox.record(key, payload):
+            return
+        await self._settle(key, await self._reply_to_message(incoming, message.channel, message.id,
+                                                             payload["embeds"]))
+
+    async def _reply_to_message(self, incoming: Incoming, channel: Any, message_id: int, embeds: bool) -> str:
+        """Answer a mention or DM with a reply referencing it: "ok", "retry" or "gone"."""
         reply = await asyncio.to_thread(self.core.handle, incoming)
-        reference = message.to_reference(fail_if_not_exists=False)
-        for part in render(reply, embeds=_may_embed(message)):
+        reference = discord.MessageReference(message_id=message_id, channel_id=channel.id, fail_if_not_exists=False)
+        for part in render(reply, embeds=embeds):
             try:
-                await message.channel.send(reference=reference, **send_args(part))
+                await channel.send(reference=reference, **send_args(part))
             except discord.Forbidden:
                 emit("reply_failed", f"no permission to answer in channel {incoming.channel_id}: give trendbot View "
                      "Channel, Send Messages and Read Message History there", level=logging.WARNING,
                      platform="discord", channel=incoming.channel_id)
-                return
+                return "gone"
             except discord.HTTPException as exc:
                 emit("reply_failed", f"could not answer in channel {incoming.channel_id}: {exc.status} {exc.text}",
                      level=logging.WARNING, platform="discord", channel=incoming.channel_id)
-                return
+                return "retry" if exc.status >= 500 else "gone"
+            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                emit("reply_failed", f"could not reach Discord to answer in channel {incoming.channel_id}: "
+                     f"{type(exc).__name__}", level=logging.WARNING, platform="discord", channel=incoming.channel_id)
+                return "retry"
+        return "ok"
+
+    async def _settle(self, key: str, outcome: str) -> None:
+        """Mark the question answered (or given up), or give it back for a later try."""
+        if self.inbox is None:
+            return
+        if outcome == "retry":
+            await self.inbox.release(key)
+        else:
+            await self.inbox.done(key)
+
+    async def replay(self, key: str, payload: dict) -> None:
+        """The inbox's replay: answer what a crash or a failed send left unanswered, over REST."""
+        with self.inflight.track():
+            incoming = _restored(payload.get("incoming") or {})
+            if payload.get("kind") == "message":
+                channel = self.get_partial_messageable(int(payload["channel"]))
+                outcome = await self._reply_to_message(incoming, channel, int(payload["message"]),
+                                                       bool(payload.get("embeds", True)))
+            else:  # an interaction: a follow-up through its webhook, while its token lasts (15 minutes)
+                outcome = await self._follow_up(incoming, payload)
+            await self._settle(key, outcome)
+
+    async def _follow_up(self, incoming: Incoming, payload: dict) -> str:
+        reply = await asyncio.to_thread(self.core.handle, incoming)
+        webhook = discord.Webhook.partial(int(payload["application"]), payload["token"], client=self)
+        try:
+            for part in render(reply):
+                await webhook.send(ephemeral=reply.private, **send_args(part))
+        except discord.HTTPException as exc:  # the token expired, or the interaction was never acknowledged
+            log.info("could not answer a Discord interaction after a restart: %s", exc.status)
+            return "retry" if exc.status >= 500 else "gone"
+        except (aiohttp.ClientError, asyncio.TimeoutError):
+            return "retry"
+        return "ok"
 
     async def answer_interaction(self, interaction: discord.Interaction) -> None:
         """Answer a slash command or a suggestion button, deferring when the answer is slow."""
@@ -446,6 +517,11 @@ class DiscordClient(discord.Client):
         except ValueError as exc:
             log.warning("ignored an interaction: %s", exc)
             return
+        key = f"discord:int:{interaction.id}"
+        payload = {"kind": "interaction", "application": interaction.application_id, "token": interaction.token,
+                   "incoming": _stored(incoming)}
+        if self.inbox is not None and not await self.inbox.record(key, payload):
+            return
         work = asyncio.ensure_future(asyncio.to_thread(self.core.handle, incoming))
         done, _ = await asyncio.wait({work}, timeout=self.defer_after)
         deferred = False
@@ -456,11 +532,25 @@ class DiscordClient(discord.Client):
             except discord.HTTPException as exc:
                 log.warning("could not defer a slow answer: %s %s", exc.status, exc.text)
         reply = await work
+        outcome = "ok"
         try:
             await self._respond(interaction, reply, deferred)
         except discord.HTTPException as exc:  # e.g. 10062 Unknown interaction: answered too late
             emit("reply_failed", f"could not answer an interaction in {incoming.channel_id}: {exc.status} {exc.text}",
                  level=logging.WARNING, platform="discord", channel=incoming.channel_id)
+            outcome = "retry" if exc.status >= 500 and deferred else "gone"
+        await self._settle(key, outcome)
+
+    async def _on_command_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
+        """A command that raised gets a private apology instead of "The application did not respond"."""
+        log.error("a Discord command failed: %s", type(getattr(error, "original", error)).__name__,
+                  exc_info=getattr(error, "original", error))
+        text = "Something went wrong on my side while answering that. Please try again."
+        with contextlib.suppress(discord.HTTPException):
+            if interaction.response.is_done():
+                await interaction.followup.send(content=text, ephemeral=True, allowed_mentions=NO_MENTIONS)
+            else:
+                await interaction.response.send_message(content=text, ephemeral=True, allowed_mentions=NO_MENTIONS)
 
     async def expand(self, interaction: discord.Interaction) -> None:
         """"More": edit the short answer into the whole entry, in place; nobody is pinged or notified."""
@@ -659,16 +749,20 @@ class DiscordPlatform:
         self.bot, self.inbox, self.settings, self.announce = bot, inbox, settings, announce
         self.client: DiscordClient | None = None
         self.task: asyncio.Task | None = None
+        self._replaying: tuple[asyncio.Event, asyncio.Task] | None = None
 
     async def start(self) -> None:
-        """Log in and connect; returns once the gateway session is up (SettingsError says what to fix)."""
-        self.client = DiscordClient(self.bot, self.settings, announce=self.announce)
+        """Log in and connect, then answer what a crash left unanswered; returns once the gateway
+        session is up (SettingsError says what to fix)."""
+        self.client = DiscordClient(self.bot, self.settings, announce=self.announce, inbox=self.inbox)
         self.task = asyncio.create_task(self.client.serve())
         while not self.client.connected():
             done, _ = await asyncio.wait({self.task}, timeout=0.05)
             if done:
                 self.task.result()  # raises why it ended
                 raise ConnectionError("the Discord connection ended before it was ready")
+        stop = asyncio.Event()
+        self._replaying = stop, asyncio.create_task(self.inbox.replay(self.client.replay, stop), name="discord-replay")
 
     async def wait(self) -> None:
         """Until the client ends for good."""
@@ -677,6 +771,11 @@ class DiscordPlatform:
 
     async def stop(self, drain: float) -> None:
         """Answer nothing new, let replies in progress finish (up to `drain` s), then close."""
+        if self._replaying is not None:
+            stop, replaying = self._replaying
+            self._replaying = None
+            stop.set()
+            await asyncio.wait({replaying}, timeout=drain or 0.1)
         client, task, self.client, self.task = self.client, self.task, None, None
         if client is not None:
             await client.shutdown(drain)

@@ -489,15 +489,38 @@ class SlackApp:
         return lambda: self._post(incoming, reply)
 
     def _with_permission(self, incoming: Incoming) -> Incoming:
-        """The core asks whether the sender may change the channel's tips only when a command needs it;
-        the answer runs in a worker thread, so the check (Web API calls) goes back to this loop."""
+        """The core asks whether the sender may change the channel's tips, and whether the bot can post
+        there, only when a command needs it; the answer runs in a worker thread, so the checks (Web
+        API calls) go back to this loop."""
         loop = asyncio.get_running_loop()
 
-        def ask() -> bool:
-            check = asyncio.run_coroutine_threadsafe(self.can_manage(incoming.user_id, incoming.channel_id), loop)
-            return check.result(timeout=15)
+        def on_loop(check):  # check() makes the coroutine, only when the core asks
+            return lambda: asyncio.run_coroutine_threadsafe(check(), loop).result(timeout=15)
 
-        return replace(incoming, can_manage=ask)
+        return replace(incoming, can_manage=on_loop(lambda: self.can_manage(incoming.user_id, incoming.channel_id)),
+                       channel_problem=on_loop(lambda: self.channel_problem(incoming.channel_id)))
+
+    async def channel_problem(self, channel_id: str) -> str | None:
+        """Why tips could not be posted in this channel, or None: trendbot must be a member. It joins a
+        public channel by itself (channels:join); a private one has to invite it."""
+        if _is_dm(channel_id, None):
+            return None
+        try:
+            channel = (await self.client.conversations_info(channel=channel_id)).get("channel") or {}
+            if channel.get("is_member", True):
+                return None
+            if not channel.get("is_private"):
+                await self.client.conversations_join(channel=channel_id)
+                return None
+        except SlackApiError as exc:
+            if exc.response.get("error") not in ("missing_scope", "method_not_supported_for_channel_type"):
+                log.warning("could not check whether trendbot is in %s: %s", channel_id, _api_error(exc))
+                return None  # unknown: let the subscription stand, and posting will say
+        except (ClientError, asyncio.TimeoutError) as exc:
+            log.warning("could not check whether trendbot is in %s: %s", channel_id, _api_error(exc))
+            return None
+        return ("I'm not in this channel, so daily tips could not be posted here. Invite me first with "
+                "`/invite @trendbot`, then subscribe again.")
 
     async def can_manage(self, user_id: str, channel_id: str) -> bool:
         """May this person change the channel's daily tips: allow-listed, a workspace admin or owner,

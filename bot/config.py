@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-__all__ = ["SETTINGS", "Config", "ConfigError", "Setting", "as_choice", "as_flag", "as_folder", "as_path", "as_port",
+__all__ = ["SETTINGS", "Config", "ConfigError", "Setting", "as_choice", "as_count", "as_flag", "as_folder", "as_path", "as_port",
            "as_seconds", "as_text", "load", "read"]
 
 
@@ -62,6 +62,14 @@ def as_seconds(limit: float, least: float = 0.0) -> Callable[[str], float]:
     return parse
 
 
+def as_count(least: int, most: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        if not text.strip().isdigit() or not least <= int(text) <= most:
+            raise ValueError(f"must be a whole number from {least:,} to {most:,}")
+        return int(text)
+    return parse
+
+
 def as_flag(text: str) -> bool:
     value = text.strip().lower()
     if value in ("1", "true", "yes", "on"):
@@ -86,6 +94,10 @@ def as_folder(value: str) -> str:
     return found
 
 
+# Slack's tokens (xoxb-, xoxp-, xapp-, ...) and Discord's three-part bot tokens.
+_TOKEN_SHAPED = re.compile(r"\bxox[a-z]-|\bxapp-|[\w-]{20,}\.[\w-]{5,}\.[\w-]{20,}")
+
+
 @dataclass(frozen=True)
 class Setting:
     """One setting: its environment variable, default, meaning, and how its text is read."""
@@ -105,7 +117,9 @@ class Setting:
 
 SETTINGS: tuple[Setting, ...] = (
     Setting("TRENDBOT_KNOWLEDGE", "", "knowledge folder; empty: the knowledge shipped with trendbot", as_folder),
-    Setting("TRENDBOT_DB", "", "SQLite store (subscriptions, tip history, answered Slack events); "
+    Setting("TRENDBOT_KNOWLEDGE_MAX_BYTES", "4194304", "a knowledge file larger than this many bytes is refused",
+            as_count(1024, 1 << 30)),
+    Setting("TRENDBOT_DB", "", "SQLite store (subscriptions, tip history, the reply inbox); "
             "empty: ~/.local/state/trendbot/trendbot.db", as_path),
     Setting("TRENDBOT_LOG_FORMAT", "text", "text or json (one JSON object per line)", as_choice("text", "json")),
     Setting("TRENDBOT_LOG_LEVEL", "info", "debug, info, warning or error", as_choice("debug", "info", "warning", "error")),
@@ -149,6 +163,8 @@ class Config:
                 shown, origin = ("********", origin) if self.has(s.name) else ("", "not set")
             else:
                 shown = self.environ.get(s.name, s.default)  # empty variables never reach environ
+                if _TOKEN_SHAPED.search(shown):  # a token pasted under the wrong name is still a token
+                    shown = "******** (looks like a token: not shown)"
             out.append(f"{s.name}={shown}".ljust(40) + f"  # {origin}")
         return out
 

@@ -37,7 +37,9 @@ class Incoming:
 
     `can_manage` answers whether the sender may change this channel's settings (daily tips); the
     core calls it only for a command that changes them, so a platform whose check costs API calls
-    pays only then. `spell` writes a command the way the platform does (Discord has /subscribe).
+    pays only then. `channel_problem` says why the bot could not post here (not a member), or
+    None; it is asked before a channel subscribes. `spell` writes a command the way the platform
+    does (Discord has /subscribe).
     """
 
     text: str
@@ -49,6 +51,7 @@ class Incoming:
     is_mention: bool = False
     is_dm: bool = False
     can_manage: Callable[[], bool] = _no
+    channel_problem: Callable[[], str | None] = lambda: None
     spell: Spell = trend_spelling
 
 
@@ -147,7 +150,7 @@ class TrendBot:
                 return Decision(Reply(title="Daily tips are off", answered=False, kind="error", private=True,
                                       text="This trendbot runs without a store, so it can't keep subscriptions."), None)
             return Decision(self.tips.command(verb.lower(), args, incoming.platform, incoming.channel_id,
-                                              incoming.can_manage, incoming.spell), None)
+                                              incoming.can_manage, incoming.spell, incoming.channel_problem), None)
         if not word:  # a bare /trend, on every surface: how to use it
             return Decision(self.help(incoming.spell), None)
         if word in TOPICS_WORDS:

@@ -13,6 +13,8 @@ import yaml
 log = logging.getLogger(__name__)
 
 ID_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+MAX_BYTES = 4 * 1024 * 1024  # a knowledge file larger than this is refused (the shipped ones are ~100 KB)
+MAX_EXPANDED = 200_000  # values a file may hold once its YAML aliases are expanded
 SECTIONS = ("sources", "aliases", "trends", "faqs", "tips")
 MIN_ALTERNATES = 3
 MONTHS = "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split()
@@ -84,6 +86,7 @@ class Knowledge:
     tips: dict[str, Tip]
     aliases: dict[str, str]
     digest: str  # content hash, changes whenever any file does
+    warnings: tuple[str, ...] = ()  # what is odd but not wrong (an empty file)
 
     def counts(self) -> dict[str, int]:
         """Number of entries of each kind."""
@@ -123,8 +126,12 @@ def default_path() -> Path:
     return shipped if shipped.is_dir() else here.parent / "knowledge"
 
 
-def load(path: Path | str | None = None) -> Knowledge:
-    """Read and validate every YAML file under `path`; raise KnowledgeError listing all problems."""
+def load(path: Path | str | None = None, max_bytes: int = MAX_BYTES) -> Knowledge:
+    """Read and validate every YAML file under `path`; raise KnowledgeError listing all problems.
+
+    A file over `max_bytes`, one that vanishes while it is read, and an alias bomb are problems
+    like any other, named with their file; an empty file is only a warning (`Knowledge.warnings`).
+    """
     root = Path(path) if path is not None else default_path()
     if not root.is_dir():
         raise KnowledgeError([f"{root}: knowledge folder not found"])
@@ -134,10 +141,22 @@ def load(path: Path | str | None = None) -> Knowledge:
     checker = _Checker(root)
     digest = hashlib.sha256()
     for file in files:
-        raw = file.read_bytes()
-        digest.update(file.relative_to(root).as_posix().encode() + b"\0" + raw + b"\0")
+        name = file.relative_to(root).as_posix()
+        try:
+            size = file.stat().st_size
+            if size > max_bytes:
+                checker.problem(name, None, None, f"is {size:,} bytes; a knowledge file may hold at most {max_bytes:,}")
+                continue
+            raw = file.read_bytes()
+        except OSError as exc:  # moved or deleted while it was being read (an editor saving, a deploy)
+            checker.problem(name, None, None, f"could not be read ({exc.strerror or type(exc).__name__}); "
+                                              "it may have been moved or deleted while it was read")
+            continue
+        digest.update(name.encode() + b"\0" + raw + b"\0")
         checker.read_file(file, raw)
     knowledge = checker.finish(digest.hexdigest()[:16])
+    for warning in knowledge.warnings:
+        log.warning("%s", warning)
     log.info("knowledge loaded: %s", knowledge.counts())
     return knowledge
 
@@ -151,6 +170,7 @@ class _Checker:
         self.raw: dict[str, list[tuple[str, dict]]] = {s: [] for s in SECTIONS if s != "aliases"}
         self.aliases: dict[str, str] = {}
         self.alias_file: dict[str, str] = {}
+        self.warnings: list[str] = []
 
     def problem(self, file: str, entry: str | None, field: str | None, message: str) -> None:
         where = file
@@ -177,6 +197,7 @@ class _Checker:
             self.problem(name, None, None, f"not valid YAML{where}: {reason}")
             return
         if data is None:
+            self.warnings.append(f"{name}: the file is empty, so it adds nothing")
             return
         if not isinstance(data, dict):
             self.problem(name, None, None, "top level must be a mapping of sections")
@@ -229,7 +250,7 @@ class _Checker:
         trends = {k: replace(t, summary=names(t.summary), points=tuple(map(names, t.points))) for k, t in trends.items()}
         faqs = {k: replace(q, answer=names(q.answer)) for k, q in faqs.items()}
         tips = {k: replace(t, text=names(t.text)) for k, t in tips.items()}
-        return Knowledge(sources, trends, faqs, tips, dict(self.aliases), digest)
+        return Knowledge(sources, trends, faqs, tips, dict(self.aliases), digest, tuple(self.warnings))
 
     def _entries(self, section: str, kind: str, seen: dict[str, str], read) -> dict:
         """One section's entries by id, each read by `read(fields, file)`; unknown fields are problems."""
@@ -379,24 +400,74 @@ class _Fields:
 _SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
+class _Bomb(yaml.YAMLError):
+    """A document whose YAML aliases expand it past MAX_EXPANDED nodes, or refer to themselves."""
+
+
 def _safe_load(text: str) -> tuple[object, list[tuple[int, str]]]:
-    """yaml.safe_load, parsing once, plus the duplicate keys it would silently merge."""
+    """yaml.safe_load, parsing once, plus the duplicate keys it would silently merge.
+
+    YAML aliases (`*name`) share one node, so a few lines can stand for billions of values (an
+    "alias bomb"). The document's expanded size is counted over the shared nodes first, each
+    once, and a document past MAX_EXPANDED is refused before anything walks or builds it.
+    """
     loader = _SafeLoader(text)
     try:
         node = loader.get_single_node()
+        if node is not None:
+            size = _expanded_size(node)
+            if size > MAX_EXPANDED:
+                raise _Bomb(f"its YAML aliases expand it to more than {MAX_EXPANDED:,} values (an alias bomb?)")
         data = loader.construct_document(node) if node is not None else None
     finally:
         loader.dispose()
     return data, list(_duplicate_keys(node))
 
 
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
+def _expanded_size(root: yaml.Node) -> int:
+    """How many nodes the document would be with every alias copied out (at most MAX_EXPANDED + 1),
+    each shared node counted once; a node that contains itself is a _Bomb."""
+    sizes: dict[int, int] = {}
+    open_: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        key = id(node)
+        if key in sizes:
+            continue
+        children = _children(node)
+        if children_done:
+            open_.discard(key)
+            sizes[key] = min(MAX_EXPANDED + 1, 1 + sum(sizes[id(c)] for c in children))
+            continue
+        open_.add(key)
+        stack.append((node, True))
+        for child in children:
+            if id(child) in open_:
+                raise _Bomb("a YAML alias refers to the node that contains it")
+            if id(child) not in sizes:
+                stack.append((child, False))
+    return sizes[id(root)]
+
+
 def _duplicate_keys(node: yaml.Node | None):
-    """Yield (line, key) for every key that appears twice in one mapping."""
+    """Yield (line, key) for every key that appears twice in one mapping (each shared node once)."""
     if node is None:
         return
-    stack = [node]
+    stack, seen_nodes = [node], set()
     while stack:
         n = stack.pop()
+        if id(n) in seen_nodes:
+            continue
+        seen_nodes.add(id(n))
         if isinstance(n, yaml.MappingNode):
             seen = set()
             for k, v in n.value:

@@ -66,16 +66,18 @@ class Loaded:
     version: str
     loaded_at: float
     counts: dict[str, int]
+    warnings: tuple[str, ...] = ()  # what is odd in it but not wrong (an empty file)
 
 
 class Reloader:
     """Reloads the knowledge folder into a LiveBot when its files change (or when asked, on SIGHUP)."""
 
-    def __init__(self, live: LiveBot, root: Path | str | None):
+    def __init__(self, live: LiveBot, root: Path | str | None, max_bytes: int = knowledge.MAX_BYTES):
         self.live = live
         self.root = Path(root) if root else knowledge.default_path()
+        self.max_bytes = max_bytes
         self.seen = fingerprint(self.root)  # the version in use, or the last one rejected
-        self.loaded = Loaded(self.seen, time.time(), live.kb.counts())
+        self.loaded = Loaded(self.seen, time.time(), live.kb.counts(), live.kb.warnings)
         self.rejected: list[str] = []  # the problems of the last rejected version
         self._lock = threading.Lock()
 
@@ -90,7 +92,7 @@ class Reloader:
                 return "unchanged"
             self.seen = now
             try:
-                kb = knowledge.load(self.root)
+                kb = knowledge.load(self.root, self.max_bytes)
             except knowledge.KnowledgeError as exc:
                 self.rejected = list(exc.problems)
                 emit("knowledge_rejected", f"the knowledge in {self.root} has {len(exc.problems)} problem(s); "
@@ -99,7 +101,7 @@ class Reloader:
                 return "rejected"
             bot = TrendBot(kb, confidence=self.live.current.answers.confidence)
             self.live.replace(bot)
-            self.loaded = Loaded(now, time.time(), kb.counts())
+            self.loaded = Loaded(now, time.time(), kb.counts(), kb.warnings)
             self.rejected = []
             emit("knowledge_reloaded", f"reloaded the knowledge from {self.root}", version=now, **kb.counts())
             return "reloaded"

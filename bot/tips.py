@@ -120,11 +120,13 @@ class DailyTips:
     # -- commands ---------------------------------------------------------------------------
 
     def command(self, verb: str, args: list[str], platform: str, channel_id: str,
-                may_manage: Callable[[], bool], spell: Spell = trend_spelling) -> Reply:
+                may_manage: Callable[[], bool], spell: Spell = trend_spelling,
+                channel_problem: Callable[[], str | None] = lambda: None) -> Reply:
         """`subscribe`, `unsubscribe` or `subscription` for the channel the command came from.
 
         `may_manage()` asks the platform whether the sender may change the channel's tips; it is
-        called only for a change. `spell` writes the commands the way the platform does.
+        called only for a change. `channel_problem()` says why the bot could not post in the
+        channel (asked before it subscribes). `spell` writes the commands the way the platform does.
         """
         if verb == "subscription":
             return self.describe(platform, channel_id, spell=spell)
@@ -139,6 +141,9 @@ class DailyTips:
         sub = self.parse_subscribe(args, platform, channel_id, spell)
         if isinstance(sub, Reply):
             return sub
+        problem = channel_problem()
+        if problem:
+            return _private("I can't post here", problem)
         self.store.subscribe(sub)
         return self.describe(platform, channel_id, title="Daily tips on", spell=spell)
 

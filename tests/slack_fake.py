@@ -23,6 +23,7 @@ from pathlib import Path
 from urllib.parse import parse_qsl, urlencode
 
 FIXTURES = Path(__file__).parent / "fixtures" / "slack"
+ROOT_MANIFEST = Path(__file__).resolve().parents[1] / "slack" / "manifest.yaml"
 BOT_TOKEN = "xoxb-1111-2222-FAKEbotTOKENvalue"
 APP_TOKEN = "xapp-1-A0TRENDBOT-3333-FAKEappTOKENvalue"
 SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
@@ -59,6 +60,8 @@ class FakeSlack:
         self.creators: dict[str, str] = {}  # conversations.info: channel id -> creator's user id
         self.post_errors: dict[str, str] = {}  # chat.postMessage to these channels fails with this error
         self.delays: dict[str, float] = {}  # method -> seconds the fake takes to answer it (a slow Slack)
+        self.outside: dict[str, bool] = {}  # channels the bot is not a member of: channel id -> is private
+        self.join_error = ""  # conversations.join fails with this error (e.g. missing_scope)
         self._limits: list[tuple[str, int, dict]] = []  # (method, retry_after, match)
         self._ts = itertools.count(1)
         self._cond = threading.Condition()
@@ -163,7 +166,14 @@ class FakeSlack:
             return 200, {}, {"ok": True, "user": {"id": user, "is_admin": user in self.admins, "is_owner": False}}
         if method == "conversations.info":
             channel = data.get("channel", "")
-            return 200, {}, {"ok": True, "channel": {"id": channel, "creator": self.creators.get(channel, "U0SOMEONE")}}
+            return 200, {}, {"ok": True, "channel": {"id": channel, "creator": self.creators.get(channel, "U0SOMEONE"),
+                                                     "is_member": channel not in self.outside,
+                                                     "is_private": self.outside.get(channel, False)}}
+        if method == "conversations.join":
+            if self.join_error:
+                return 200, {}, {"ok": False, "error": self.join_error}
+            self.outside.pop(data.get("channel", ""), None)
+            return 200, {}, {"ok": True, "channel": {"id": data.get("channel", "")}}
         if method == "chat.postMessage" and data.get("channel") in self.post_errors:
             return 200, {}, {"ok": False, "error": self.post_errors[data["channel"]]}
         if method == "chat.postMessage":

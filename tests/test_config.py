@@ -182,3 +182,13 @@ def test_an_unusable_store_is_listed_with_the_other_problems(monkeypatch, capsys
                                                  "TRENDBOT_LOG_FORMAT": "xml"}, "serve")
     assert code == 2 and "3 problems" in err and "TRENDBOT_LOG_FORMAT" in err and str(blocker) in err
     assert "no platform to run" in err
+
+
+def test_a_token_under_a_non_secret_name_is_not_printed(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text(f"slack_api_url: {BOT_TOKEN}\n")
+    cfg, _ = config.read({"TRENDBOT_HTTP_HOST": DISCORD_TOKEN}, f, registry.settings())
+    text = "\n".join(cfg.lines())
+    assert BOT_TOKEN not in text and DISCORD_TOKEN not in text
+    assert re.search(r"^SLACK_API_URL=\*{8} \(looks like a token: not shown\) +# config file$", text, re.M)
+    assert re.search(r"^TRENDBOT_HTTP_HOST=\*{8} \(looks like a token", text, re.M)

@@ -13,6 +13,7 @@ import re
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -20,6 +21,7 @@ from types import SimpleNamespace
 import discord
 import discord.gateway
 import discord.http
+from discord import app_commands
 import pytest
 import yarl
 
@@ -106,8 +108,11 @@ def mention(text: str, **kw) -> Message:
 class Interaction:
     """A slash command or button press; `calls` lists every response call in order."""
 
+    _ids = iter(range(70000, 99999))
+
     def __init__(self, data: dict, *, user: User = ALICE, channel_id: int = 500, guild_id: int | None = GUILD.id,
                  channel=None, fail: Exception | None = None, client=None):
+        self.id, self.application_id, self.token = next(self._ids), 4242, "interaction-token"
         self.client = client
         self.data, self.user, self.channel_id, self.guild_id = data, user, channel_id, guild_id
         self.channel = channel or Channel(channel_id)
@@ -126,6 +131,9 @@ class Interaction:
 
             async def edit_message(self, **kw):
                 outer._record("edit_message", kw)
+
+            def is_done(self):
+                return any(what in ("send_message", "defer", "edit_message") for what, _ in outer.calls)
 
         class Followup:
             async def send(self, **kw):
@@ -360,6 +368,36 @@ async def test_more_edits_the_short_answer_into_the_whole_entry_in_place(mini_bo
     assert_no_mentions(kw)
 
 
+async def test_a_command_that_raises_gets_a_private_apology_not_a_timeout(mini_bot, caplog):
+    client = client_for(mini_bot)
+    assert client.tree.on_error == client._on_command_error  # discord.py calls it for any command that raises
+    interaction = Interaction(command("trend", topic="k8s"))
+    await client.tree.on_error(interaction, app_commands.AppCommandError("boom"))
+    ((what, kw),) = interaction.calls
+    assert what == "send_message" and kw["ephemeral"] is True and "went wrong" in kw["content"]
+    assert_no_mentions(kw)
+    deferred = Interaction(command("trend", topic="k8s"))
+    await deferred.response.defer(thinking=True)
+    await client.tree.on_error(deferred, app_commands.AppCommandError("boom"))
+    assert deferred.calls[-1][0] == "followup" and deferred.calls[-1][1]["ephemeral"] is True
+
+
+async def test_a_mention_is_recorded_before_it_is_answered_and_answered_once(mini_bot, tmp_path):
+    from adapters.inbox import Inbox
+    from bot.sqlite_store import SQLiteStore
+
+    with SQLiteStore(tmp_path / "t.db") as store:
+        client = Client(mini_bot, da.Settings(TOKEN), inbox=Inbox(store, "discord"))
+        msg = mention("k8s")
+        await client.on_message(msg)
+        await client.on_message(msg)  # the same message again (another replica, a resumed session)
+        assert len(msg.channel.sent) == 1
+        assert store.record(f"discord:msg:{msg.id}", "discord", "{}", time.time(), 30) == "answered"
+        interaction = Interaction(command("trend", topic="k8s"))
+        await client.answer_interaction(interaction)
+        assert store.record(f"discord:int:{interaction.id}", "discord", "{}", time.time(), 30) == "answered"
+
+
 async def test_long_answers_continue_in_followups_with_the_same_visibility(mini_bot):
     long = Reply(title="Long", text="\n\n".join("w " * 2000 for _ in range(3)), answered=False, kind="decline",
                  private=True, suggestions=(Suggestion("Kubernetes", "kubernetes"),))
@@ -433,7 +471,8 @@ async def test_mention_is_answered_with_a_reply_to_the_question(mini_bot):
     msg = mention("is serverless cheaper?")
     await client_for(mini_bot).on_message(msg)
     (kw,) = msg.channel.sent
-    assert kw["reference"] == ("reference", msg.id, False)  # a reply, even if the question is deleted meanwhile
+    ref = kw["reference"]  # a reply, even if the question is deleted meanwhile
+    assert (ref.message_id, ref.channel_id, ref.fail_if_not_exists) == (msg.id, msg.channel.id, False)
     assert title(kw) == "Is serverless cheaper than running servers?" and "view" not in kw
     assert_no_mentions(kw)
 
@@ -442,7 +481,7 @@ async def test_dm_is_answered(mini_bot):
     msg = Message("k8s?", guild=None)
     await client_for(mini_bot).on_message(msg)
     (kw,) = msg.channel.sent
-    assert title(kw) == "Kubernetes" and kw["reference"][1] == msg.id
+    assert title(kw) == "Kubernetes" and kw["reference"].message_id == msg.id
     assert_no_mentions(kw)
 
 
@@ -741,7 +780,12 @@ async def test_real_client_answers_dms_commands_autocomplete_and_buttons(mini_bo
 
 def cli_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DISCORD_", "TRENDBOT_"))}
-    return {**env, "PYTHONPATH": str(ROOT), **extra}
+    # A store of its own and /healthz on a free port: `trendbot discord` is the runner, like serve.
+    import tempfile
+
+    db = os.path.join(tempfile.mkdtemp(prefix="trendbot-cli-"), "t.db")
+    return {**env, "PYTHONPATH": str(ROOT), "TRENDBOT_DB": db, "TRENDBOT_HTTP_HOST": "127.0.0.1",
+            "TRENDBOT_HTTP_PORT": "0", **extra}
 
 
 def start_cli(fake: FakeDiscord | None, *args: str, **env: str) -> subprocess.Popen:

@@ -220,3 +220,41 @@ async def test_topics_autocomplete_completes_the_last_word(tipbot):
     assert (picked[0].name, picked[0].value) == ("serverless Kubernetes", "serverless kubernetes")
     first = await client.topics_choices(Interaction(command("subscribe")), "")
     assert first and all(" " not in c.value for c in first)
+
+
+# -- the reply inbox: what a crash left unanswered is answered over REST after a restart -----------------
+
+
+def test_a_question_a_crash_left_unanswered_is_answered_after_a_restart(fake, mini_bot, tmp_path):
+    from adapters.inbox import Inbox
+    from bot.core import Incoming
+    from bot.sqlite_store import SQLiteStore
+
+    async def go():
+        with SQLiteStore(tmp_path / "t.db") as store:
+            clock = [1000.0]
+            inbox = Inbox(store, "discord", lease=5, clock=lambda: clock[0])
+            # A mention and a slash command recorded by a process that then died before answering.
+            mention = da._stored(Incoming("k8s", platform="discord", channel_id="777", is_mention=True))
+            assert await inbox.record("discord:msg:5001", {"kind": "message", "channel": 777, "message": 5001,
+                                                           "embeds": True, "incoming": mention})
+            command = da._stored(Incoming("kubernetes", platform="discord", channel_id="777", is_command=True))
+            assert await inbox.record("discord:int:7001", {"kind": "interaction", "application": 4242,
+                                                           "token": "tok", "incoming": command})
+            clock[0] += 10  # the dead process's leases ran out
+            client = da.DiscordClient(mini_bot, da.Settings(token=TOKEN), inbox=inbox)
+            await client.login(TOKEN)
+            try:
+                for key, payload in await inbox.pending():
+                    await client.replay(key, payload)
+            finally:
+                await client.close()
+            assert await inbox.pending() == []  # both settled
+            assert store.record("discord:msg:5001", "discord", "{}", clock[0], 5) == "answered"
+
+    asyncio.run(go())
+    (post,) = fake.requests("POST", "/channels/777/messages")
+    assert str(post.data["message_reference"]["message_id"]) == "5001" and post.data["allowed_mentions"] == {"parse": []}
+    assert post.data["embeds"][0]["title"] == "Kubernetes"
+    (follow_up,) = fake.requests("POST", "/webhooks/4242/tok")
+    assert follow_up.data["embeds"][0]["title"] == "Kubernetes"

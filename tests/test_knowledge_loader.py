@@ -168,3 +168,89 @@ def test_missing_folder(tmp_path):
 def test_digest_changes_with_content(tmp_path, mini_kb):
     root = make_kb(tmp_path, "aliases:\n  gql: graphql\n")
     assert knowledge.load(root).digest != mini_kb.digest
+
+
+# -- hostile files ----------------------------------------------------------------------------------
+
+
+def alias_bomb(levels: int = 9, width: int = 9) -> str:
+    """A billion laughs in YAML: ~1.3 KB that expands to width**levels values."""
+    lines = ["a0: &a0 [" + ", ".join(["lol"] * width) + "]"]
+    lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * width) + "]" for i in range(1, levels + 1)]
+    return "\n".join(lines) + "\n"
+
+
+def test_an_alias_bomb_is_refused_at_once_naming_the_file(tmp_path):
+    root = make_kb(tmp_path, alias_bomb(), name="bomb.yaml")
+    assert (root / "bomb.yaml").stat().st_size < 1500
+    import time
+
+    began = time.perf_counter()
+    (problem,) = problems_of(root)
+    assert time.perf_counter() - began < 1.0
+    assert problem.startswith("bomb.yaml:") and "alias bomb" in problem
+
+
+def test_a_bomb_hidden_inside_an_entry_is_refused_too(tmp_path):
+    bomb = "".join(f"      {line}\n" for line in alias_bomb().splitlines())
+    root = make_kb(tmp_path, "tips:\n  - id: tip-x\n    text: x\n    trend: serverless\n    source: src-a\n"
+                             f"    extra:\n{bomb}")
+    (problem,) = problems_of(root)
+    assert problem.startswith("extra.yaml:") and "alias bomb" in problem
+
+
+def test_a_self_referring_alias_is_refused(tmp_path):
+    root = make_kb(tmp_path, "tips: &loop [*loop]\n")
+    (problem,) = problems_of(root)
+    assert problem.startswith("extra.yaml:") and "refers to the node that contains it" in problem
+
+
+def test_a_few_aliases_are_fine(tmp_path):
+    root = make_kb(tmp_path, """
+        tips:
+          - id: tip-x
+            text: &t Keep secrets out of logs.
+            trend: serverless
+            source: src-a
+          - id: tip-y
+            text: *t
+            trend: serverless
+            source: src-a
+    """)
+    assert knowledge.load(root).tips["tip-y"].text == "Keep secrets out of logs."
+
+
+def test_a_huge_file_is_refused_before_it_is_read(tmp_path):
+    root = make_kb(tmp_path, "tips: []\n# " + "x" * 5_000_000 + "\n", name="huge.yaml")
+    (problem,) = problems_of(root)
+    assert problem.startswith("huge.yaml:") and "at most 4,194,304" in problem
+    root2 = make_kb(tmp_path / "small", "tips: []\n# " + "x" * 3000 + "\n", name="big.yaml")
+    (problem,) = problems_of_with(root2, max_bytes=2048)
+    assert "at most 2,048" in problem
+
+
+def problems_of_with(root: Path, **kw) -> list[str]:
+    with pytest.raises(knowledge.KnowledgeError) as exc:
+        knowledge.load(root, **kw)
+    return exc.value.problems
+
+
+def test_an_empty_file_is_a_warning_not_an_error(tmp_path, caplog):
+    root = make_kb(tmp_path, "", name="empty.yaml")
+    kb = knowledge.load(root)
+    assert kb.warnings == ("empty.yaml: the file is empty, so it adds nothing",)
+    assert "empty.yaml: the file is empty" in caplog.text
+
+
+def test_a_file_that_vanishes_while_it_is_read_is_a_problem_not_a_crash(tmp_path, monkeypatch):
+    root = make_kb(tmp_path, "tips: []\n", name="vanishing.yaml")
+    real = Path.read_bytes
+
+    def read_bytes(self):
+        if self.name == "vanishing.yaml":
+            raise FileNotFoundError(2, "No such file or directory")
+        return real(self)
+
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    (problem,) = problems_of(root)
+    assert problem.startswith("vanishing.yaml: could not be read (No such file or directory)")

@@ -136,3 +136,24 @@ def test_fingerprint_changes_with_any_yaml_file(folder):
     first = fingerprint(folder)
     edit(folder / "extra.yaml", "aliases:\n  wasm: webassembly\n")
     assert fingerprint(folder) != first
+
+
+def test_a_hostile_edit_is_rejected_fast_with_every_reason_and_the_old_knowledge_answers(live, folder):
+    from tests.test_knowledge_loader import alias_bomb
+
+    reloader = Reloader(live, folder, max_bytes=100_000)
+    first = live.current
+    edit(folder / "bomb.yaml", alias_bomb())
+    edit(folder / "huge.yaml", "tips: []\n# " + "x" * 200_000 + "\n")
+    import time
+
+    began = time.perf_counter()
+    assert reloader.check() == "rejected"
+    assert time.perf_counter() - began < 1.0
+    assert live.current is first and live.handle(Incoming("is serverless cheaper?")).entry_id == "serverless-cheaper"
+    assert [p.split(":")[0] for p in reloader.rejected] == ["bomb.yaml", "huge.yaml"]
+    (folder / "bomb.yaml").unlink()
+    (folder / "huge.yaml").unlink()
+    edit(folder / "empty.yaml", "")
+    assert reloader.check() == "reloaded" and reloader.rejected == []
+    assert reloader.loaded.warnings == ("empty.yaml: the file is empty, so it adds nothing",)

@@ -135,3 +135,35 @@ def test_run_once_from_the_cli_posts_due_slack_tips(fake, tmp_path):
         assert BOT_TOKEN not in out.stderr + out.stdout
     (post,) = fake.replies("chat.postMessage")
     assert post.data["channel"] == "C0CRON" and post.data["blocks"][0]["text"]["text"] == "Daily backend tip"
+
+
+@pytest.mark.parametrize("private, join_error, joined", [(False, "", True), (False, "missing_scope", False),
+                                                         (True, "", False)])
+def test_subscribing_where_trendbot_is_not_a_member_joins_or_asks_for_an_invite(fake, tipbot, tmp_path, private,
+                                                                               join_error, joined):
+    fake.admins.add("U0ADMIN")
+    fake.outside["C0GENERAL"] = private
+    fake.join_error = join_error
+    app, store = serve(fake, tipbot, tmp_path)
+    try:
+        reply = subscribe(fake, app, "U0ADMIN")
+    finally:
+        app.close()
+        store.close()
+    sub = tipbot.tips.store.subscription("slack", "C0GENERAL")
+    if joined:  # a public channel: trendbot joins it by itself (channels:join)
+        assert sub is not None and "08:00 Europe/Berlin" in reply.data["text"]
+        assert [c.data["channel"] for c in fake.calls if c.method == "conversations.join"] == ["C0GENERAL"]
+    else:
+        assert sub is None and reply.data["response_type"] == "ephemeral"
+        assert "Invite me first with /invite @trendbot" in reply.data["text"]
+
+
+def test_the_manifest_asks_for_the_scopes_the_code_uses():
+    import yaml
+
+    from tests.slack_fake import ROOT_MANIFEST
+
+    scopes = set(yaml.safe_load(ROOT_MANIFEST.read_text())["oauth_config"]["scopes"]["bot"])
+    assert {"chat:write", "commands", "app_mentions:read", "im:history", "users:read", "channels:read",
+            "groups:read", "channels:join"} <= scopes

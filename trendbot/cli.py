@@ -99,7 +99,8 @@ def _main(argv: list[str] | None) -> int:
         args.command, args.no_color = "chat", False
     if args.command in ("serve", "config", "slack", "discord"):
         return _run(args)
-    kb, problems = wiring.knowledge(args.knowledge)
+    config, _ = wiring.settings(os.environ, platforms=False)
+    kb, problems = wiring.knowledge(args.knowledge, config["TRENDBOT_KNOWLEDGE_MAX_BYTES"])
     if kb is None:
         print("The knowledge base is invalid:", file=sys.stderr)
         for problem in problems:
@@ -111,7 +112,6 @@ def _main(argv: list[str] | None) -> int:
 
     from adapters import console
 
-    config, _ = wiring.settings(os.environ, platforms=False)
     bot = wiring.bot(kb, config, wiring.db_opener(config))  # the store opens only when a tip command needs it
     color = console.wants_color(sys.stdout)
     if args.command == "ask":

@@ -298,7 +298,8 @@ class Service:
             "status": status,
             "uptime_seconds": round(time.time() - self.started, 1),
             "knowledge": {"loaded": True, "version": loaded.version, "loaded_at": _iso(loaded.loaded_at),
-                          "entries": loaded.counts, "rejected": self.reloader.rejected},
+                          "entries": loaded.counts, "warnings": list(loaded.warnings),
+                          "rejected": self.reloader.rejected},
             "platforms": platforms,
         }
         return (200 if status != "down" else 503), body
@@ -362,7 +363,7 @@ def check(config: Config, knowledge_dir: str | None, only: str | None = None
           ) -> tuple[dict[str, Any], Knowledge | None, list[str]]:
     """Every start-up problem at once: the platforms' settings, the knowledge and the store."""
     found, problems = platforms_from(config, only)
-    kb, more = wiring.knowledge(knowledge_dir)
+    kb, more = wiring.knowledge(knowledge_dir, config["TRENDBOT_KNOWLEDGE_MAX_BYTES"])
     problems += more
     try:  # the store too, so that a path it cannot use is reported with the rest
         wiring.open_db(config).close()
@@ -389,7 +390,8 @@ def run(config: Config, found: Mapping[str, Any], kb: Knowledge, knowledge_dir: 
                      for name, settings in found.items()]
 
         async def main() -> Service:
-            service = Service(live, Reloader(live, knowledge_dir), platforms, http_host=config["TRENDBOT_HTTP_HOST"],
+            reloader = Reloader(live, knowledge_dir, config["TRENDBOT_KNOWLEDGE_MAX_BYTES"])
+            service = Service(live, reloader, platforms, http_host=config["TRENDBOT_HTTP_HOST"],
                               http_port=config["TRENDBOT_HTTP_PORT"], reload_interval=config["TRENDBOT_RELOAD_INTERVAL"],
                               fail_fast=fail_fast)
             service.install_signals()

@@ -80,10 +80,11 @@ def inbox(store: Store, platform: str, config: Config) -> Inbox:
     return Inbox(store, platform, lease=config["TRENDBOT_INBOX_LEASE"], useful_for=config["TRENDBOT_REPLY_WINDOW"])
 
 
-def knowledge(folder: str | None) -> tuple[knowledge_base.Knowledge | None, list[str]]:
+def knowledge(folder: str | None, max_bytes: int = knowledge_base.MAX_BYTES
+              ) -> tuple[knowledge_base.Knowledge | None, list[str]]:
     """The knowledge in `folder` (or the shipped one), or None and every problem in it."""
     try:
-        return knowledge_base.load(folder or None), []
+        return knowledge_base.load(folder or None, max_bytes), []
     except knowledge_base.KnowledgeError as exc:
         return None, [f"knowledge: {p}" for p in exc.problems]
 
