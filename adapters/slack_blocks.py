@@ -7,6 +7,7 @@ the knowledge is current as of. Pure functions; no Slack library is needed here.
 from __future__ import annotations
 
 import logging
+import re
 from urllib.parse import urlsplit
 
 from adapters.textfit import Seg, fit, source_lines, span_seg, split
@@ -107,13 +108,24 @@ def _lines(text: str) -> list[tuple[str, list[Seg]]]:
     return out
 
 
+_FORMATTING = re.compile(r"([*_~`])")
+
+
+def inert(text: str) -> str:
+    """Escaped text whose *, _, ~ and ` cannot format: Slack has no escape for them, so each is
+    followed by a zero-width space, which breaks the pair Slack would read as markup."""
+    return _FORMATTING.sub("\\1\u200b", escape(text))
+
+
 def _seg_mrkdwn(seg: Seg) -> str:
     if seg.style == "a":
         target = _link_target(seg.url)
         if target is None:
-            return escape(f"{seg.text} ({seg.url})")
-        return f"<{target}|{escape(seg.text)}>"
-    body = escape(seg.text)
+            return inert(f"{seg.text} ({seg.url})")
+        return f"<{target}|{inert(seg.text)}>"
+    if seg.style == "raw":
+        return seg.text
+    body = escape(seg.text) if seg.style == "c" else inert(seg.text)  # inside `code` nothing formats
     if seg.style in ("b", "c") and body.strip():
         mark = "*" if seg.style == "b" else "`"
         core = body.strip()
@@ -168,7 +180,7 @@ def _actions(reply: Reply) -> dict | None:
 
 def _fallback(reply: Reply) -> str:
     plain = to_text(reply)
-    if slack_len(escape(plain)) <= TEXT_LIMIT:
-        return escape(plain)
-    k = fit(plain, lambda s: slack_len(escape(s)) + 1 <= TEXT_LIMIT)
-    return escape(plain[:k].rstrip()) + ELLIPSIS
+    if slack_len(inert(plain)) <= TEXT_LIMIT:
+        return inert(plain)
+    k = fit(plain, lambda s: slack_len(inert(s)) + 1 <= TEXT_LIMIT)
+    return inert(plain[:k].rstrip()) + ELLIPSIS

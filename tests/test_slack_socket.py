@@ -170,3 +170,24 @@ async def test_rejected_app_token_names_the_variable(fake, mini_bot, tmp_path):
         app = slack_app.SlackApp(mini_bot, Inbox(st, "slack"), settings)
         with pytest.raises(slack_app.SettingsError, match="^SLACK_APP_TOKEN was rejected"):
             await app.start_socket_mode()
+
+
+async def test_an_event_is_in_the_inbox_before_its_envelope_is_acked(app, fake):
+    import sqlite3
+
+    recorded_at_ack = []
+
+    class Checking(RecordingSocket):
+        async def send_socket_mode_response(self, response) -> None:
+            raw = sqlite3.connect(app.inbox.store.path)
+            recorded_at_ack.append([r[0] for r in raw.execute("SELECT key FROM inbox")])
+            raw.close()
+            await super().send_socket_mode_response(response)
+
+    handler = app.socket_handler()
+    try:
+        await handler.handle(Checking(), envelope("events_api", fixture("app_mention"), "e-ev-9"))
+    finally:
+        await handler.client.close()
+    assert recorded_at_ack == [[slack_app.event_key(fixture("app_mention"))]]  # recorded, then acked
+    await replies(fake, 1)

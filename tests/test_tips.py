@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from bot import markup
+
 from adapters import console
 from bot.core import Incoming, TrendBot
 from bot.schedule import Subscription
@@ -302,3 +304,24 @@ def test_a_pass_stops_between_channels_when_asked(tipbot):
     poster = StopAfterOne()
     results = asyncio.run(tipbot.tips.run_once({"slack": poster}, NINE_UTC, stop=stop))
     assert len(poster.posts) == 1 and [r.outcome for r in results] == ["sent"]
+
+
+@pytest.mark.parametrize("hostile", ["[Reset](https://evil.example)", "**urgent**", "`rm`",
+                                     "<https://evil.example|click>", "@everyone", "_under_", "~gone~"])
+def test_an_echoed_topic_is_plain_text_on_every_surface(bot, hostile):
+    import re
+
+    from adapters import console, discord_embeds, slack_blocks
+
+    reply = command(bot, f"subscribe 09:00 UTC {hostile}")
+    assert reply.title == "Unknown topic"
+    spans = [s for b in markup.parse(reply.text) for item in b.items for s in item]
+    (echoed,) = [s for s in spans if hostile in s.text]
+    assert not (echoed.bold or echoed.code or echoed.url)  # the input stays one plain span
+    slack = "\n".join(b["text"]["text"] for b in slack_blocks.render(reply)["blocks"] if b["type"] == "section")
+    assert "<https" not in slack and "|click>" not in slack and "<!" not in slack  # no live link or mention
+    assert not re.search(r"[*_~`](?!\u200b)\w", slack.replace("`/trend topics`", "").replace(
+        "`/trend subscribe 09:00 UTC serverless`", ""))  # no formatting mark left live
+    discord = discord_embeds.render(reply)[0].embeds[0]["description"]
+    assert not re.search(r"(?<!\\)\]\(", discord) and "@everyone" not in discord  # no masked link, no ping
+    assert hostile in console.render(reply)  # the terminal shows it as typed
