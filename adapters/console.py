@@ -19,7 +19,8 @@ log = logging.getLogger(__name__)
 BOLD, DIM, CYAN, YELLOW, RESET = "\033[1m", "\033[2m", "\033[36m", "\033[33m", "\033[0m"
 PROMPT = "you> "
 _ANSI = re.compile(r"\033\[[0-9;]*m")
-COMMANDS = ("help", "topics", "tip", "sources", "more", "subscribe", "unsubscribe", "subscription")
+COMMANDS = ("help", "topics", "tip", "sources", "more", "good", "bad", "report", "teach", "subscribe", "unsubscribe",
+            "subscription")
 
 
 def wants_color(stream: TextIO) -> bool:
@@ -36,10 +37,10 @@ def to_incoming(line: str) -> Incoming:
     """A typed line: '/trend ...' is a command, anything else a question."""
     stripped = line.strip()
     head, _, rest = stripped.partition(" ")
-    # The person at the terminal manages the console's one channel, `console`.
+    # The person at the terminal manages the console's one channel, `console`, and the bot itself.
     if head.lower() in ("/trend", "/trendbot"):
-        return Incoming(rest.strip(), platform="console", is_command=True, is_dm=True, can_manage=_yes)
-    return Incoming(stripped, platform="console", is_dm=True, can_manage=_yes)
+        return Incoming(rest.strip(), platform="console", is_command=True, is_dm=True, can_manage=_yes, is_manager=_yes)
+    return Incoming(stripped, platform="console", is_dm=True, can_manage=_yes, is_manager=_yes)
 
 
 def _yes() -> bool:
@@ -77,7 +78,10 @@ def render(reply: Reply, color: bool = False, width: int | None = None) -> str:
         else:
             parts.append(wrap(_spans(block.items[0], color)))
     more = f"More: /trend more {reply.entry_id}" if reply.more and reply.entry_id else ""
-    for line, style in ((sources_line(reply), DIM), (suggestions_line(reply), YELLOW), (more, DIM)):
+    rate = "Helpful? /trend good or /trend bad" if reply.asked_id is not None else ""
+    teach = f"Teach it: /trend teach ENTRY_ID {_safe(reply.teach)}" if reply.teach else ""
+    for line, style in ((sources_line(reply), DIM), (suggestions_line(reply), YELLOW), (more, DIM), (rate, DIM),
+                        (teach, DIM)):
         if line:
             parts.append(wrap(f"{style}{_safe(line)}{RESET}" if color else _safe(line)))
     return "\n\n".join(parts)
@@ -114,6 +118,7 @@ def chat(bot: TrendBot, stdin: TextIO, stdout: TextIO, color: bool | None = None
     width = width_of(stdout) if interactive else None
     history = None
     last: str | None = None  # the entry behind the last short answer, for `/trend more`
+    rated: int | None = None  # the last answer, for `/trend good` and `/trend bad`
     if read is None:
         if interactive:
             history = _setup_readline(completions(bot))
@@ -139,11 +144,16 @@ def chat(bot: TrendBot, stdin: TextIO, stdout: TextIO, color: bool | None = None
                 break
             if not line.strip():
                 continue
-            if line.strip().lower() in ("more", "/trend more", "/trendbot more") and last:
+            words = line.strip().lower().removeprefix("/trendbot ").removeprefix("/trend ").split()
+            if words in (["more"],) and last:
                 line = f"/trend more {last}"
+            elif words in (["good"], ["bad"]) and rated is not None:  # rate the last answer
+                line = f"/trend {words[0]} {rated}"
             reply = bot.handle(to_incoming(line))
             if reply.answered and reply.entry_id:
                 last = reply.entry_id
+            if reply.asked_id is not None:
+                rated = reply.asked_id
             stdout.write(render(reply, color=color, width=width) + "\n\n")
             stdout.flush()
     finally:
@@ -154,7 +164,7 @@ def chat(bot: TrendBot, stdin: TextIO, stdout: TextIO, color: bool | None = None
 
 def candidates(bot: TrendBot, line: str) -> list[str]:
     """What Tab may complete the last word of `line` to: `/trend`, then its subcommands and topic
-    ids, and topic ids after `/trend subscribe HH:MM Zone`."""
+    ids, topic ids after `/trend subscribe HH:MM Zone`, and entry ids after `/trend teach`."""
     head, _, last = line.rpartition(" ")
     words = head.split()
     if not words:
@@ -164,6 +174,8 @@ def candidates(bot: TrendBot, line: str) -> list[str]:
     topics = sorted(bot.kb.trends)
     if len(words) == 1:
         return [w for w in (*COMMANDS, *topics) if w.startswith(last.lower())]
+    if words[1].lower() == "teach" and len(words) == 2:
+        return [e for e in sorted([*bot.kb.trends, *bot.kb.faqs]) if e.startswith(last.lower())]
     return [t for t in topics if t.startswith(last.lower())] if words[1].lower() == "subscribe" else []
 
 

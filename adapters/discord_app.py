@@ -152,8 +152,11 @@ def to_incoming(source: Any, *, bot_id: int | None = None) -> Incoming:
     # permissions into the interaction; in a DM there is no channel to manage but the DM itself).
     permissions = getattr(source, "permissions", None)
     allowed = source.guild_id is None or bool(getattr(permissions, "manage_channels", False))
+    # The report and teaching: Manage Server or Manage Channels (in a DM nobody manages the bot).
+    manager = source.guild_id is not None and (bool(getattr(permissions, "manage_guild", False)) or allowed)
     where = dict(platform="discord", channel_id=channel, user_id=str(source.user.id), thread_id=thread,
-                 is_dm=source.guild_id is None, can_manage=lambda: allowed, spell=spelling)
+                 is_dm=source.guild_id is None, can_manage=lambda: allowed, spell=spelling,
+                 is_manager=lambda: manager)
     if "custom_id" in data:
         custom_id = data["custom_id"]
         if not custom_id.startswith((BUTTON_PREFIX, MORE_PREFIX)):
@@ -170,8 +173,11 @@ def to_incoming(source: Any, *, bot_id: int | None = None) -> Incoming:
     if name == "subscribe":  # the same words as `/trend subscribe [HH:MM] [Area/City] [topic ...]`
         words = [str(options.get(k) or "").strip() for k in ("time", "zone", "topics")]
         return Incoming(" ".join(["subscribe", *filter(None, words)]), is_command=True, **where)
-    if name in ("unsubscribe", "subscription"):
+    if name in ("unsubscribe", "subscription", "report"):
         return Incoming(name, is_command=True, **where)
+    if name == "teach":
+        entry, question = str(options.get("entry") or "").strip(), " ".join(str(options.get("question") or "").split())
+        return Incoming(f"teach {entry} {question}", is_command=True, **where)
     raise ValueError(f"not a command trendbot answers: {name!r}")
 
 
@@ -573,6 +579,14 @@ class DiscordClient(discord.Client):
                 emit("reply_failed", f"could not show more in {incoming.channel_id}: {exc.status} {exc.text}",
                      level=logging.WARNING, platform="discord", channel=incoming.channel_id)
 
+    async def entry_choices(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+        """The /teach entry autocomplete: topics and FAQs whose id or title holds what was typed."""
+        kb = self.core.kb
+        typed = current.strip().lower()
+        entries = [(t.id, t.title) for t in kb.trends.values()] + [(q.id, q.question) for q in kb.faqs.values()]
+        found = [(i, label) for i, label in entries if not typed or typed in i or typed in label.lower()]
+        return [app_commands.Choice(name=f"{label} ({i})"[:100], value=i[:100]) for i, label in found[:25]]
+
     async def topic_choices(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
         """The /trend topic autocomplete: topics matching what was typed so far (fuzzy)."""
         return [app_commands.Choice(name=name, value=value) for name, value in choices(self.core, current)]
@@ -685,7 +699,22 @@ def _commands(client: DiscordClient) -> list[app_commands.Command]:
     async def subscription(interaction: discord.Interaction) -> None:
         await client.answer_interaction(interaction)
 
-    return [trend, ask, tip, subscribe, unsubscribe, subscription]
+    @app_commands.command(name="teach", description="Teach trendbot a question it declined (Manage Server or Channels)")
+    @app_commands.describe(entry="The entry that answers it: start typing to search", question="The question, as asked")
+    @app_commands.default_permissions(manage_guild=True)
+    async def teach(interaction: discord.Interaction, entry: str, question: str) -> None:
+        await client.answer_interaction(interaction)
+
+    @teach.autocomplete("entry")
+    async def entry_autocomplete(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+        return await client.entry_choices(interaction, current)
+
+    @app_commands.command(name="report", description="What people asked and didn't get this week (managers)")
+    @app_commands.default_permissions(manage_guild=True)
+    async def report(interaction: discord.Interaction) -> None:
+        await client.answer_interaction(interaction)
+
+    return [trend, ask, tip, subscribe, unsubscribe, subscription, teach, report]
 
 
 class DiscordPoster:

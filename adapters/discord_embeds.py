@@ -161,6 +161,8 @@ def embed_len(embed: dict) -> int:
 
 def _embed_messages(reply: Reply) -> list[Message]:
     footer = _footer(reply, sources=False)
+    if reply.teach:  # a decline shown to a manager
+        footer = (footer + "\n" if footer else "") + "Teach me this one with /teach."
     title = clip(" ".join(reply.title.split()), TITLE_LIMIT, escape) if reply.title.strip() else ""
     description, fields = _body(reply.text, reply.kind)
     fields += _sources_field(reply)
@@ -273,8 +275,14 @@ def _sources_field(reply: Reply) -> list[tuple[str, str]]:
 
 def _buttons(reply: Reply) -> tuple[Button, ...]:
     if reply.answered:
+        out = []
         more = MORE_PREFIX + (reply.entry_id or "")
-        return (Button("More", more),) if reply.more and reply.entry_id and len(more) <= CUSTOM_ID_LIMIT else ()
+        if reply.more and reply.entry_id and len(more) <= CUSTOM_ID_LIMIT:
+            out.append(Button("More", more))
+        if reply.asked_id is not None:  # feedback: the press is answered privately, and may be changed
+            out += [Button("Helpful", f"{BUTTON_PREFIX}good {reply.asked_id}"),
+                    Button("Not helpful", f"{BUTTON_PREFIX}bad {reply.asked_id}")]
+        return tuple(out)
     out = []
     for s in reply.suggestions[:MAX_BUTTONS]:
         custom_id = BUTTON_PREFIX + s.query

@@ -43,7 +43,8 @@ from adapters.inbox import Inbox
 from adapters.lifecycle import InFlight, RateLimitedLog
 from adapters.platform import Surface
 from adapters.secrets import SecretFilter, SettingsError, read_secret
-from adapters.slack_blocks import ACTION_PREFIX, MORE_ACTION, render
+from adapters.slack_blocks import ACTION_PREFIX, MORE_ACTION, TEACH_ACTION, VOTE_ACTION, render
+from adapters.slack_home import HOME_ASK, TEACH_VIEW, home_view, taught, teach_modal
 from bot.config import Config, ConfigError, Setting, as_port, load
 from bot.core import Incoming
 from bot.events import emit
@@ -409,7 +410,10 @@ class SlackApp:
         self.bolt.command(COMMAND)(self._on_command)
         self.bolt.event("app_mention")(self._on_event)
         self.bolt.event("message")(self._on_event)
-        self.bolt.action(re.compile(f"^({ACTION_PREFIX}|{MORE_ACTION})"))(self._on_action)
+        self.bolt.action(re.compile(f"^({ACTION_PREFIX}|{MORE_ACTION}|{VOTE_ACTION}|{HOME_ASK})"))(self._on_action)
+        self.bolt.action(TEACH_ACTION)(self._on_teach)
+        self.bolt.view(TEACH_VIEW)(self._on_taught)
+        self.bolt.event("app_home_opened")(self._on_home)
         self._runner: web.AppRunner | None = None
         self._socket = None
         self.inflight = InFlight()
@@ -474,13 +478,93 @@ class SlackApp:
         with self.inflight.track():
             await self.answer(key, payload.get("body") or {})
 
+    # -- teaching and the App Home --------------------------------------------------------------
+
+    async def _on_teach(self, ack, body: dict) -> None:
+        """A manager's "Teach" under a decline opens the modal, the closest entry preselected."""
+        await ack()
+        user = (body.get("user") or {}).get("id", "")
+        question = ((body.get("actions") or [{}])[0].get("value") or "")[:300]
+        if not await self.is_manager(user):
+            return
+        core = self.bot.current if hasattr(self.bot, "current") else self.bot
+        groups, closest = await asyncio.to_thread(_teach_choices, core, question)
+        channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id", "")
+        try:
+            await self.client.views_open(trigger_id=body.get("trigger_id", ""),
+                                         view=teach_modal(question, groups, closest, json.dumps({"channel": channel})))
+        except (SlackApiError, ClientError, asyncio.TimeoutError) as exc:
+            log.warning("could not open the Teach modal: %s", _api_error(exc))
+
+    async def _on_taught(self, ack, body: dict, view: dict) -> None:
+        """The Teach modal submitted: teach, then tell the manager (privately, where they pressed Teach)."""
+        user = (body.get("user") or {}).get("id", "")
+        entry_id, question = taught(view)
+        if not await self.is_manager(user):
+            await ack(response_action="errors", errors={"trendbot_teach_entry": "Only managers can teach trendbot."})
+            return
+        await ack()
+        core = self.bot.current if hasattr(self.bot, "current") else self.bot
+        reply = await asyncio.to_thread(core.teach_reply, entry_id, question, core.learning.voter("slack", user))
+        try:
+            channel = json.loads(view.get("private_metadata") or "{}").get("channel") or user
+            message = render(reply)
+            if channel.startswith("D") or channel == user:
+                await self.client.chat_postMessage(channel=user, **message)
+            else:
+                await self.client.chat_postEphemeral(channel=channel, user=user, **message)
+        except (SlackApiError, ClientError, asyncio.TimeoutError, ValueError) as exc:
+            log.warning("could not confirm a taught phrasing: %s", _api_error(exc))
+
+    async def _on_home(self, body: dict, event: dict) -> None:
+        """The App Home tab: how to ask, example questions, visible tip subscriptions, and the report."""
+        user = event.get("user", "")
+        if event.get("tab") not in (None, "home") or not user:
+            return
+        with self.inflight.track():
+            try:
+                view = await self._home(user)
+                await self.client.views_publish(user_id=user, view=view)
+            except (SlackApiError, ClientError, asyncio.TimeoutError) as exc:
+                log.warning("could not publish the App Home of %s: %s", user, _api_error(exc))
+
+    async def _home(self, user: str) -> dict:
+        core = self.bot.current if hasattr(self.bot, "current") else self.bot
+        shown: list[tuple[str, str]] = []
+        if core.tips is not None:
+            subs = [s for s in await asyncio.to_thread(core.tips.store.subscriptions) if s.platform == "slack"]
+            if subs:
+                mine = await self._channels_of(user)
+                shown = [(s.channel_id, f"{s.time:%H:%M} {s.zone}" + (f", {', '.join(s.topics)}" if s.topics else ""))
+                         for s in subs if s.channel_id in mine]
+        report = None
+        if core.learning is not None and await self.is_manager(user):
+            week = await asyncio.to_thread(core.report, 7, 3)
+            report = [f"{week.questions} questions, {week.answer_rate:.0%} answered"]
+            report += [f"not answered ({u.count}×): {u.question}" for u in week.unanswered]
+            report += [f"rated not helpful: {f.title} ({f.not_helpful}×)" for f in week.feedback if f.not_helpful]
+        return home_view(shown, report)
+
+    async def _channels_of(self, user: str) -> set[str]:
+        """The channels this person is in (what their App Home may show)."""
+        try:
+            result = await self.client.users_conversations(user=user, types="public_channel,private_channel",
+                                                           exclude_archived=True, limit=1000)
+            return {c.get("id") for c in result.get("channels") or ()}
+        except (SlackApiError, ClientError, asyncio.TimeoutError) as exc:
+            log.warning("could not list the channels of %s: %s", user, _api_error(exc))
+            return set()
+
     async def _reply_to(self, body: dict) -> Callable[[], Awaitable[str]]:
         """Work out the reply (in a worker thread), and return how to send it."""
-        incoming = to_incoming(body)
-        if "command" in body:
-            reply = await asyncio.to_thread(self.bot.handle, self._with_permission(incoming))
-            return lambda: self._respond(body.get("response_url"), reply)
+        incoming = self._with_permission(to_incoming(body))
         reply = await asyncio.to_thread(self.bot.handle, incoming)
+        if "command" in body:
+            return lambda: self._respond(body.get("response_url"), reply)
+        if body.get("type") == "block_actions" and (body.get("container") or {}).get("type") == "view":
+            # A button in the App Home: no channel to answer in, so the answer goes to a DM.
+            user = (body.get("user") or {}).get("id", "")
+            return lambda: self._post(replace(incoming, channel_id=user, thread_id=None, is_dm=True), reply)
         if body.get("type") == "block_actions":
             if (body.get("actions") or [{}])[0].get("action_id") == MORE_ACTION:
                 # "More" replaces the short answer in place: no new message, no ping.
@@ -498,7 +582,8 @@ class SlackApp:
             return lambda: asyncio.run_coroutine_threadsafe(check(), loop).result(timeout=15)
 
         return replace(incoming, can_manage=on_loop(lambda: self.can_manage(incoming.user_id, incoming.channel_id)),
-                       channel_problem=on_loop(lambda: self.channel_problem(incoming.channel_id)))
+                       channel_problem=on_loop(lambda: self.channel_problem(incoming.channel_id)),
+                       is_manager=on_loop(lambda: self.is_manager(incoming.user_id)))
 
     async def channel_problem(self, channel_id: str) -> str | None:
         """Why tips could not be posted in this channel, or None: trendbot must be a member. It joins a
@@ -522,15 +607,24 @@ class SlackApp:
         return ("I'm not in this channel, so daily tips could not be posted here. Invite me first with "
                 "`/invite @trendbot`, then subscribe again.")
 
-    async def can_manage(self, user_id: str, channel_id: str) -> bool:
-        """May this person change the channel's daily tips: allow-listed, a workspace admin or owner,
-        or the channel's creator (users.info and conversations.info). Any API error means no."""
+    async def is_manager(self, user_id: str) -> bool:
+        """May this person read the report and teach trendbot: allow-listed (TRENDBOT_SLACK_MANAGERS),
+        or a workspace admin or owner (users.info). Any API error means no."""
         if user_id in self.settings.managers:
             return True
         try:
             user = (await self.client.users_info(user=user_id)).get("user") or {}
-            if user.get("is_admin") or user.get("is_owner"):
-                return True
+            return bool(user.get("is_admin") or user.get("is_owner"))
+        except (SlackApiError, ClientError, asyncio.TimeoutError) as exc:
+            log.warning("could not check whether %s manages trendbot: %s", user_id, _api_error(exc))
+            return False
+
+    async def can_manage(self, user_id: str, channel_id: str) -> bool:
+        """May this person change the channel's daily tips: a manager (above), or the channel's
+        creator (conversations.info). Any API error means no."""
+        if await self.is_manager(user_id):
+            return True
+        try:
             channel = (await self.client.conversations_info(channel=channel_id)).get("channel") or {}
             return bool(channel.get("creator")) and channel.get("creator") == user_id
         except (SlackApiError, ClientError, asyncio.TimeoutError) as exc:
@@ -694,6 +788,17 @@ class SlackApp:
             self.port = port
             announce(f"listening for Slack on http://{self.settings.host}:{port}{PATH} (HTTP mode) as {user_id}")
 
+
+
+def _teach_choices(core, question: str) -> tuple[list[tuple[str, list[tuple[str, str]]]], str | None]:
+    """The Teach modal's entries grouped by topic, and the entry closest to the question."""
+    kb = core.kb
+    groups = []
+    for trend in kb.trends.values():
+        entries = [(trend.id, trend.title)] + [(q.id, q.question) for q in kb.faqs.values() if q.trend == trend.id]
+        groups.append((trend.title, entries))
+    best = core.index.search(question).best
+    return groups, best.entry_id if best else None
 
 
 # -- the platform ---------------------------------------------------------------------------------

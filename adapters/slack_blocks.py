@@ -18,6 +18,8 @@ log = logging.getLogger(__name__)
 
 ACTION_PREFIX = "trendbot_suggest"  # action_id of the suggestion buttons (slack_app listens for it)
 MORE_ACTION = "trendbot_more"  # the "More" button of a short answer: its value is the entry id
+VOTE_ACTION = "trendbot_vote"  # "Helpful" (_good) and "Not helpful" (_bad): the value names the answer
+TEACH_ACTION = "trendbot_teach"  # a manager's "Teach" under a decline: the value is the question
 
 # Block Kit limits: https://docs.slack.dev/reference/block-kit/blocks
 SECTION_LIMIT = 3000  # a section's text object
@@ -160,21 +162,27 @@ def _clip_line(segs: list[Seg], limit: int) -> str:
     return parts[0] + (" " + ELLIPSIS if len(parts) > 1 else "") if parts else ""
 
 
+def _button(action_id: str, label: str, value: str) -> dict:
+    return {"type": "button", "action_id": action_id, "value": value,
+            "text": {"type": "plain_text", "text": clip(label, BUTTON_LIMIT), "emoji": True}}
+
+
 def _actions(reply: Reply) -> dict | None:
     if reply.answered:
-        if not (reply.more and reply.entry_id):
-            return None
-        more = {"type": "button", "action_id": MORE_ACTION, "value": f"more {reply.entry_id}",
-                "text": {"type": "plain_text", "text": "More", "emoji": True}}
-        return {"type": "actions", "block_id": "trendbot_more", "elements": [more]}
-    if not reply.suggestions:
-        return None
+        buttons = []
+        if reply.more and reply.entry_id:
+            buttons.append(_button(MORE_ACTION, "More", f"more {reply.entry_id}"))
+        if reply.asked_id is not None:  # feedback: answered privately, and changeable
+            buttons.append(_button(VOTE_ACTION + "_good", "Helpful", f"good {reply.asked_id}"))
+            buttons.append(_button(VOTE_ACTION + "_bad", "Not helpful", f"bad {reply.asked_id}"))
+        return {"type": "actions", "block_id": "trendbot_answer", "elements": buttons} if buttons else None
     buttons = [
-        {"type": "button", "action_id": f"{ACTION_PREFIX}_{i}", "value": s.query,
-         "text": {"type": "plain_text", "text": clip(s.label, BUTTON_LIMIT), "emoji": True}}
+        _button(f"{ACTION_PREFIX}_{i}", s.label, s.query)
         for i, s in enumerate(reply.suggestions[:MAX_BUTTONS])
         if s.query and len(s.query) <= VALUE_LIMIT and s.label.strip()
     ]
+    if reply.teach and len(reply.teach) <= VALUE_LIMIT and len(buttons) < MAX_BUTTONS:  # only a manager sees it
+        buttons.append(_button(TEACH_ACTION, "Teach trendbot this", reply.teach))
     return {"type": "actions", "block_id": "trendbot_suggestions", "elements": buttons} if buttons else None
 
 

@@ -130,6 +130,10 @@ SETTINGS: tuple[Setting, ...] = (
             "0: reload on SIGHUP only", as_seconds(3600, least=0.5)),
     Setting("TRENDBOT_TIPS_CATCH_UP_HOURS", "6", "after downtime, post today's missed tip if at most this many "
             "hours late", as_seconds(23)),
+    Setting("TRENDBOT_KEEP_QUESTIONS", "true", "keep the text of questions (declined ones for the report, rated "
+            "ones with their votes); false: counts only", as_flag),
+    Setting("TRENDBOT_QUESTION_RETENTION_DAYS", "90", "days questions, their votes and counts are kept before they "
+            "are deleted", as_seconds(3650, least=1)),
     Setting("TRENDBOT_REPLY_WINDOW", "600", "seconds during which a question a crash left unanswered is still "
             "answered after a restart", as_seconds(86400, least=1)),
     Setting("TRENDBOT_INBOX_LEASE", "30", "seconds a process may work on a question before another (or a restart) "

@@ -5,24 +5,27 @@ import logging
 import random
 import re
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 
 from rapidfuzz import fuzz, process
 
-from bot.analysis import Analyzer, clean, fold
+from bot.analysis import Analyzer, clean, fold, stem
 from bot.answers import Answers, Decision
 from bot.confidence import Confidence, Model
 from bot.events import emit
 from bot.knowledge import Faq, Knowledge, Trend
+from bot.markup import literal
 from bot.replies import Reply, SourceRef, Suggestion
 from bot.retrieval import Document, Field, Index
 from bot.store import Store
+from bot.learning import RECORDED_KINDS, Learning
 from bot.tips import DailyTips, Spell, tip_reply, trend_spelling
 
 log = logging.getLogger(__name__)
 
 MAX_INPUT = 2000
+TEACH_LIMIT = 300  # characters of a question a "Teach" control carries
 TOPIC_MATCH = 86  # rapidfuzz ratio a /trend argument needs to name a topic directly
 COMMAND_PREFIX = re.compile(r"^\s*/?trend(?:bot)?\b\s*", re.IGNORECASE)
 
@@ -35,6 +38,8 @@ def _no() -> bool:
 class Incoming:
     """A message from any surface, in the core's terms.
 
+    `is_manager` answers whether the sender may read the report and teach the bot, asked only for
+    those commands and for a decline (which then offers "Teach").
     `can_manage` answers whether the sender may change this channel's settings (daily tips); the
     core calls it only for a command that changes them, so a platform whose check costs API calls
     pays only then. `channel_problem` says why the bot could not post here (not a member), or
@@ -53,10 +58,13 @@ class Incoming:
     can_manage: Callable[[], bool] = _no
     channel_problem: Callable[[], str | None] = lambda: None
     spell: Spell = trend_spelling
+    is_manager: Callable[[], bool] = _no  # may see the report and teach the bot (the platform's rule)
 
 
-def documents(kb: Knowledge) -> list[Document]:
-    """The index documents for every trend and FAQ, with their field weights."""
+def documents(kb: Knowledge, learned: Mapping[str, tuple[str, ...]] | None = None) -> list[Document]:
+    """The index documents for every trend and FAQ, with their field weights; a learned phrasing
+    counts like a written alternate of its entry."""
+    learned = learned or {}
     docs = []
     for t in kb.trends.values():
         docs.append(Document(t.id, (
@@ -66,12 +74,13 @@ def documents(kb: Knowledge) -> list[Document]:
             Field((t.summary,), 1.0),
             Field(t.points, 0.8),
             Field(t.tools, 0.8),
+            Field(learned.get(t.id, ()), 1.5, phrasings=True),
         ), kind="trend"))
     for q in kb.faqs.values():
         trend = kb.trends.get(q.trend)
         docs.append(Document(q.id, (
             Field((q.question,), 2.0, phrasings=True),
-            Field(q.alternates, 1.5, phrasings=True),
+            Field(q.alternates + learned.get(q.id, ()), 1.5, phrasings=True),
             Field((q.answer,), 1.0),
             Field((trend.title,) if trend else (), 0.4),
         ), kind="faq"))
@@ -82,12 +91,17 @@ class TrendBot:
     """The platform-neutral bot: `handle(Incoming) -> Reply`, never raising."""
 
     def __init__(self, kb: Knowledge, index: Index | None = None, *, rng: random.Random | None = None,
-                 confidence: Confidence | None = None):
+                 confidence: Confidence | None = None, learned: Mapping[str, tuple[str, ...]] | None = None):
         self.kb = kb
         self.analyzer = Analyzer(kb.aliases)
-        self.index = index or Index.build(documents(kb), self.analyzer)
+        learned = dict(learned or {})
+        self.learned = learned
+        # A phrasing taught for an entry the knowledge no longer has is reported, never fatal.
+        self.orphans = {e: p for e, p in learned.items() if e not in kb.trends and e not in kb.faqs}
+        self.index = index or Index.build(documents(kb, learned), self.analyzer)
         self.rng = rng or random.Random()
         self.tips: DailyTips | None = None
+        self.learning: Learning | None = None
         self.answers = Answers(kb, self.index, confidence or Confidence(Model.load()), self._sources, self._related)
         # `/trend <name>` accepts a trend's title, id or any of its aliases; a free question that
         # is only a name must be a title or id, since aliases also name narrower things
@@ -105,6 +119,11 @@ class TrendBot:
         self.tips = DailyTips(self.kb, store, self.find_topic, **options)
         return self.tips
 
+    def enable_learning(self, learning: Learning) -> Learning:
+        """Record answers and declines, take votes, teach: the learning loop over its store."""
+        self.learning = learning
+        return learning
+
     # -- entry points ---------------------------------------------------------------------
 
     def handle(self, incoming: Incoming) -> Reply:
@@ -119,10 +138,25 @@ class TrendBot:
                 text="I couldn't answer that because of a problem on my side. Please try again.",
                 answered=False, kind="error", private=True,
             )
+        if self.learning is not None and reply.kind in RECORDED_KINDS:
+            reply = self._recorded(incoming, reply)
         emit("answer", platform=incoming.platform, channel=incoming.channel_id, kind=reply.kind,
              answered=reply.answered, entry_id=reply.entry_id, score=round(reply.score, 4),
              latency_ms=round((time.perf_counter() - started) * 1000, 3), text=incoming.text)
         return reply
+
+    def _recorded(self, incoming: Incoming, reply: Reply) -> Reply:
+        """The reply with the id its feedback buttons name, and for a manager a "Teach" on a decline."""
+        try:
+            asked_id = self.learning.record(incoming.platform, incoming.channel_id, clean(incoming.text),
+                                            reply.entry_id, reply.answered, reply.score)
+        except Exception as exc:  # the store failing must not cost the answer
+            log.warning("could not record a %s question: %s", incoming.platform, exc)
+            return reply
+        teach = ""
+        if not reply.answered and _safe_call(incoming.is_manager):
+            teach = clean(incoming.text)[:TEACH_LIMIT]
+        return replace(reply, asked_id=asked_id if reply.answered else None, teach=teach)
 
     def explain(self, incoming: Incoming) -> Decision:
         """Like handle, but also returns how the index read the question (for --explain)."""
@@ -163,6 +197,8 @@ class TrendBot:
             return Decision(self.source_list(), None)
         if verb.lower() in MORE_WORDS:
             return Decision(self.more(args[0] if args else ""), None)
+        if verb.lower() in LEARNING_VERBS:
+            return Decision(self.learning_command(verb.lower(), arg.split(None, 1)[1] if args else "", incoming), None)
         if word in self.kb.faqs:  # a suggestion button names an entry by id
             return Decision(self.entry_reply(word), None)
         trend = self.find_topic(arg)
@@ -182,6 +218,71 @@ class TrendBot:
         if trend is not None:
             return Decision(self.trend_card(trend), None)
         return self.answers.answer(question)
+
+    def learning_command(self, verb: str, rest: str, incoming: Incoming) -> Reply:
+        """`good`/`bad ID` (a vote), `report` and `teach ENTRY_ID QUESTION` (managers only)."""
+        if self.learning is None:
+            return _private("Learning is off", "This trendbot runs without a store, so it keeps no votes, "
+                                               "report or taught phrasings.")
+        if verb in ("good", "bad"):
+            if not rest.strip().isdigit():
+                return _private("Which answer?", "Press Helpful or Not helpful under an answer to rate it.")
+            outcome = self.learning.vote(incoming.platform, incoming.user_id, int(rest), verb == "good")
+            if outcome == "unknown":
+                return _private("That answer is gone", "It is too old to rate now; thanks all the same.")
+            text = {"new": "Thanks: noted.", "changed": "Thanks: your vote is changed.",
+                    "same": "You rated it that way already."}[outcome]
+            return Reply(title="Thanks for the feedback", text=text, answered=False, kind="feedback", private=True)
+        if not _safe_call(incoming.is_manager):
+            return _private("Not allowed here", "Only people who manage trendbot here can see the report and "
+                                                "teach it; ask a workspace or server admin.")
+        if verb == "report":
+            return self.report_reply(7)
+        entry_id, _, question = rest.strip().partition(" ")
+        return self.teach_reply(entry_id.lower(), question, by=self.learning.voter(incoming.platform, incoming.user_id))
+
+    def teach_reply(self, entry_id: str, question: str, by: str = "") -> Reply:
+        """Teach `question` as a phrasing of an entry, and say so (or what is wrong)."""
+        if entry_id not in self.kb.faqs and entry_id not in self.kb.trends:
+            return _private("Unknown entry", f"There is no entry {literal(entry_id[:60])!r}. Pick one of the "
+                                             "closest entries offered under the question, or see `/trend topics`.")
+        question = clean(question)
+        if not question:
+            return _private("What should it learn?", "Give the question too: `/trend teach ENTRY_ID the question`.")
+        if len(question) > TEACH_LIMIT:
+            return _private("That question is too long", f"A taught phrasing may be up to {TEACH_LIMIT} characters.")
+        added = self.learning.teach(entry_id, question, by)
+        label = self.answers._label(entry_id)
+        text = (f"From now on \"{literal(question)}\" is answered with **{literal(label)}**."
+                if added else f"\"{literal(question)}\" was taught to **{literal(label)}** already.")
+        return Reply(title="Taught" if added else "Known already", text=text, answered=False, kind="teach",
+                     private=True)
+
+    def report_reply(self, days: int) -> Reply:
+        """The week's top five unanswered questions and the most down-voted answers, for managers."""
+        report = self.report(days, top=5)
+        lines = [f"{report.questions} questions in the last {days} days, {report.answer_rate:.0%} answered."]
+        if report.unanswered:
+            lines.append("**Asked, not answered:**\n" + "\n".join(
+                f"- {literal(u.question)} ({u.count}×); closest: " + (", ".join(literal(e) for e, _, _ in u.closest[:2])
+                                                                     or "none") for u in report.unanswered))
+        elif not report.texts_kept:
+            lines.append("Question texts are not kept here (TRENDBOT_KEEP_QUESTIONS=false), so only counts show.")
+        disliked = [f for f in report.feedback if f.not_helpful]
+        if disliked:
+            lines.append("**Rated not helpful:**\n" + "\n".join(
+                f"- {literal(f.title)}: {f.not_helpful} not helpful, {f.helpful} helpful" for f in disliked))
+        lines.append("Teach one: `/trend teach ENTRY_ID the question`.")
+        return Reply(title=f"trendbot report: the last {days} days", text="\n\n".join(lines), answered=False,
+                     kind="report", private=True)
+
+    def report(self, days: float, top: int = 10):
+        """The learning loop's report, with the closest entries of each unanswered question."""
+        def closest(question: str) -> list[tuple[str, str, float]]:
+            return [(h.entry_id, self.answers._label(h.entry_id), h.score) for h in self.index.search(question).hits[:3]]
+
+        return self.learning.report(days, lambda q: [stem(w) for w in self.analyzer.words(q)], closest,
+                                    self.answers._label, top)
 
     def more(self, entry_id: str) -> Reply:
         """The whole entry behind a short answer: what "More" shows."""
@@ -304,8 +405,23 @@ TIP_WORDS = ("tip", "tips", "random")
 SOURCES_WORDS = ("sources", "source", "about")
 SUBSCRIPTION_VERBS = ("subscribe", "unsubscribe", "subscription")
 MORE_WORDS = ("more",)
-_KEYWORDS = frozenset(TOPICS_WORDS + HELP_WORDS + TIP_WORDS + SOURCES_WORDS + SUBSCRIPTION_VERBS) - {""}
+LEARNING_VERBS = ("good", "bad", "report", "teach")
+_KEYWORDS = frozenset(TOPICS_WORDS + HELP_WORDS + TIP_WORDS + SOURCES_WORDS + SUBSCRIPTION_VERBS + MORE_WORDS
+                      + LEARNING_VERBS) - {""}
 _BARE = frozenset(("topics", "help", "tip", "sources", "more"))  # these alone are the command, anywhere
+
+
+def _private(title: str, text: str) -> Reply:
+    return Reply(title=title, text=text, answered=False, kind="error", private=True)
+
+
+def _safe_call(check: Callable[[], bool]) -> bool:
+    """A platform's permission check; one that fails means no."""
+    try:
+        return bool(check())
+    except Exception as exc:
+        log.warning("a permission check failed: %s", exc)
+        return False
 
 
 def _is_keyword(rest: str) -> bool:

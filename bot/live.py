@@ -36,15 +36,21 @@ class LiveBot:
         return self.current.handle(incoming)
 
     def replace(self, bot: TrendBot) -> None:
-        """Answer from `bot` from now on; the daily tips carry on with their store and its knowledge."""
+        """Answer from `bot` from now on; the daily tips and the learning loop carry on with their store."""
         old = self.current
         if old.tips is not None:
             bot.tips = old.tips
             bot.tips.use(bot.kb, bot.find_topic)
+        if old.learning is not None:
+            bot.learning = old.learning
         self.current = bot
 
     def __getattr__(self, name: str) -> Any:  # kb, tips, find_topic, topics, tip, ...
         return getattr(self.current, name)
+
+
+def _taught_version(learned: dict[str, tuple[str, ...]]) -> str:
+    return hashlib.sha256(repr(sorted(learned.items())).encode()).hexdigest()[:16]
 
 
 def fingerprint(root: Path) -> str:
@@ -76,7 +82,8 @@ class Reloader:
         self.live = live
         self.root = Path(root) if root else knowledge.default_path()
         self.max_bytes = max_bytes
-        self.seen = fingerprint(self.root)  # the version in use, or the last one rejected
+        self.seen = fingerprint(self.root)  # the files in use, or the last ones rejected
+        self.taught = _taught_version(self._learned())  # the taught phrasings in use
         self.loaded = Loaded(self.seen, time.time(), live.kb.counts(), live.kb.warnings)
         self.rejected: list[str] = []  # the problems of the last rejected version
         self._lock = threading.Lock()
@@ -88,20 +95,36 @@ class Reloader:
         """
         with self._lock:
             now = fingerprint(self.root)
-            if now == self.seen and not force:
+            learned = self._learned()
+            taught = _taught_version(learned)
+            files_changed = now != self.seen or force
+            if not files_changed and taught == self.taught:
                 return "unchanged"
-            self.seen = now
-            try:
-                kb = knowledge.load(self.root, self.max_bytes)
-            except knowledge.KnowledgeError as exc:
-                self.rejected = list(exc.problems)
-                emit("knowledge_rejected", f"the knowledge in {self.root} has {len(exc.problems)} problem(s); "
-                     "still answering from the last good version: " + "; ".join(exc.problems[:20]),
-                     level=logging.ERROR, version=now, problems=len(exc.problems))
-                return "rejected"
-            bot = TrendBot(kb, confidence=self.live.current.answers.confidence)
+            self.seen, self.taught = now, taught
+            kb = self.live.kb
+            if files_changed:
+                try:
+                    kb = knowledge.load(self.root, self.max_bytes)
+                except knowledge.KnowledgeError as exc:
+                    self.rejected = list(exc.problems)
+                    emit("knowledge_rejected", f"the knowledge in {self.root} has {len(exc.problems)} problem(s); "
+                         "still answering from the last good version: " + "; ".join(exc.problems[:20]),
+                         level=logging.ERROR, version=now, problems=len(exc.problems))
+                    return "rejected"
+            bot = TrendBot(kb, confidence=self.live.current.answers.confidence, learned=learned)
             self.live.replace(bot)
             self.loaded = Loaded(now, time.time(), kb.counts(), kb.warnings)
             self.rejected = []
-            emit("knowledge_reloaded", f"reloaded the knowledge from {self.root}", version=now, **kb.counts())
+            emit("knowledge_reloaded", f"reloaded the knowledge from {self.root}" if files_changed else
+                 "taught phrasings changed: the index now has them", version=now, **kb.counts())
             return "reloaded"
+
+    def _learned(self) -> dict[str, tuple[str, ...]]:
+        learning = self.live.current.learning
+        if learning is None:
+            return {}
+        try:
+            return learning.phrasings()
+        except Exception as exc:  # the store is away: keep answering with what the index has
+            log.warning("could not read the taught phrasings: %s", exc)
+            return self.live.current.learned

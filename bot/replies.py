@@ -32,7 +32,7 @@ class Reply:
     title: str
     text: str
     answered: bool
-    kind: str  # answer | trend | topics | tip | help | sources | decline | smalltalk | error
+    kind: str  # answer | trend | topics | tip | help | sources | decline | smalltalk | feedback | teach | report | error
     sources: tuple[SourceRef, ...] = ()
     suggestions: tuple[Suggestion, ...] = ()
     score: float = 0.0
@@ -41,6 +41,8 @@ class Reply:
     as_of: str = ""  # "Feb 2025": the date the knowledge behind this reply is current as of
     more: bool = False  # a short answer: `/trend more <entry_id>` (a "More" control) shows the whole entry
     entries: tuple[str, ...] = ()  # every entry a two-part answer draws on (entry_id is the first)
+    asked_id: int | None = None  # a recorded answer: "Helpful" / "Not helpful" (`/trend good|bad ID`) rate it
+    teach: str = ""  # a decline shown to a manager: the question a "Teach" control offers to teach
 
     def to_dict(self) -> dict:
         """JSON-ready form, including the whole reply as plain text."""

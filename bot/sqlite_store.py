@@ -14,6 +14,7 @@ import os
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from bot.schedule import Subscription
@@ -55,6 +56,21 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
         "INSERT INTO inbox (key, platform, payload, received_at, leased_until, answered_at)"
         " SELECT key, 'slack', '', claimed_at, 0, claimed_at FROM claims",
         "DROP TABLE claims",
+    )),
+    (4, (
+        # The learning loop. `asked`: one row per question answered or declined (the text only
+        # when it is kept, and only until the retention purge); `votes`: one per person per answer,
+        # changeable, the person a keyed hash; `learned`: phrasings taught in chat or with
+        # `trendbot teach`, merged into the index like written alternates.
+        "CREATE TABLE asked (id INTEGER PRIMARY KEY AUTOINCREMENT, platform VARCHAR(32) NOT NULL,"
+        " channel_id VARCHAR(255) NOT NULL, asked_at BIGINT NOT NULL, entry_id VARCHAR(255),"
+        " answered INTEGER NOT NULL, score REAL NOT NULL, question VARCHAR(2000) NOT NULL)",
+        "CREATE INDEX asked_at ON asked (asked_at)",
+        "CREATE TABLE votes (asked_id BIGINT NOT NULL, voter VARCHAR(64) NOT NULL, helpful INTEGER NOT NULL,"
+        " voted_at BIGINT NOT NULL, PRIMARY KEY (asked_id, voter))",
+        "CREATE TABLE learned (entry_id VARCHAR(255) NOT NULL, phrasing VARCHAR(500) NOT NULL,"
+        " added_at BIGINT NOT NULL, added_by VARCHAR(64) NOT NULL, PRIMARY KEY (entry_id, phrasing))",
+        "CREATE TABLE meta (name VARCHAR(64) PRIMARY KEY, value VARCHAR(255) NOT NULL)",
     )),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
@@ -194,6 +210,93 @@ class SQLiteStore:
         if cur.rowcount:
             log.debug("store: %d old inbox rows deleted", cur.rowcount)
         return cur.rowcount
+
+    # -- the learning loop -----------------------------------------------------------------------
+
+    def record_question(self, platform: str, channel_id: str, asked_at: float, entry_id: str | None,
+                        answered: bool, score: float, question: str) -> int:
+        """One question answered or declined; its id is what a feedback button names."""
+        with self._lock:
+            cur = self._db.execute(
+                "INSERT INTO asked (platform, channel_id, asked_at, entry_id, answered, score, question)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (platform, channel_id[:255], int(asked_at), entry_id, int(answered), float(score), question[:2000]))
+            return int(cur.lastrowid)
+
+    def vote(self, asked_id: int, voter: str, helpful: bool, now: float) -> str:
+        """One person's vote on one answer: "new", "changed", "same" or "unknown" (no such answer)."""
+        with self._lock:
+            if self._db.execute("SELECT 1 FROM asked WHERE id = ? AND answered = 1", (asked_id,)).fetchone() is None:
+                return "unknown"
+            row = self._db.execute("SELECT helpful FROM votes WHERE asked_id = ? AND voter = ?",
+                                   (asked_id, voter)).fetchone()
+            if row is not None and bool(row[0]) == helpful:
+                return "same"
+            self._db.execute(
+                "INSERT INTO votes (asked_id, voter, helpful, voted_at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (asked_id, voter) DO UPDATE SET helpful = excluded.helpful, voted_at = excluded.voted_at",
+                (asked_id, voter, int(helpful), int(now)))
+            return "new" if row is None else "changed"
+
+    def questions(self, since: float) -> list[tuple]:
+        """(id, platform, channel_id, asked_at, entry_id, answered, score, question) asked since `since`."""
+        with self._lock:
+            return [tuple(r) for r in self._db.execute(
+                "SELECT id, platform, channel_id, asked_at, entry_id, answered, score, question FROM asked"
+                " WHERE asked_at >= ? ORDER BY id", (int(since),)).fetchall()]
+
+    def votes(self, since: float) -> list[tuple]:
+        """(asked_id, entry_id, helpful, question) of the votes cast since `since`."""
+        with self._lock:
+            return [tuple(r) for r in self._db.execute(
+                "SELECT v.asked_id, a.entry_id, v.helpful, a.question FROM votes v JOIN asked a ON a.id = v.asked_id"
+                " WHERE v.voted_at >= ? ORDER BY v.asked_id", (int(since),)).fetchall()]
+
+    def forget_before(self, before: float) -> int:
+        """The retention purge: questions asked before `before`, and their votes, are deleted."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute("DELETE FROM votes WHERE asked_id IN (SELECT id FROM asked WHERE asked_at < ?)",
+                                 (int(before),))
+                cur = self._db.execute("DELETE FROM asked WHERE asked_at < ?", (int(before),))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            return cur.rowcount
+
+    def teach(self, entry_id: str, phrasing: str, now: float, by: str) -> bool:
+        """Add a learned phrasing; False if that entry has it already."""
+        with self._lock:
+            try:
+                self._db.execute("INSERT INTO learned (entry_id, phrasing, added_at, added_by) VALUES (?, ?, ?, ?)",
+                                 (entry_id, phrasing, int(now), by))
+            except sqlite3.IntegrityError:
+                return False
+            return True
+
+    def unteach(self, entry_id: str, phrasing: str) -> bool:
+        """Take a learned phrasing back; False if there was none."""
+        with self._lock:
+            cur = self._db.execute("DELETE FROM learned WHERE entry_id = ? AND phrasing = ?", (entry_id, phrasing))
+            return cur.rowcount > 0
+
+    def learned(self) -> list[tuple[str, str, int]]:
+        """(entry id, phrasing, added at) of every learned phrasing, oldest first."""
+        with self._lock:
+            return [tuple(r) for r in self._db.execute(
+                "SELECT entry_id, phrasing, added_at FROM learned ORDER BY added_at, entry_id, phrasing").fetchall()]
+
+    def meta(self, name: str, default: Callable[[], str]) -> str:
+        """A value the store keeps for itself (the voter-hash key), made with `default()` the first time."""
+        with self._lock:
+            row = self._db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
+            if row is not None:
+                return row[0]
+            self._db.execute("INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
+                             (name, default()))
+            return self._db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()[0]
 
     # -- daily tips ---------------------------------------------------------------------------
 

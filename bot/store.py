@@ -2,12 +2,13 @@
 
 A Store holds what must outlive a process and be shared by every process of one installation:
 the reply inbox (questions recorded before they are acknowledged), daily-tip subscriptions and
-the per-day tip posts. Every "exactly
+the per-day tip posts, and the learning loop (questions asked, votes, taught phrasings). Every "exactly
 once" rests on a UNIQUE constraint in it, never on timing. bot/sqlite_store.py is the embedded
 default; the app layer (trendbot/wiring.py) picks the implementation from TRENDBOT_DB.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 from bot.schedule import Subscription
@@ -62,6 +63,34 @@ class Store(Protocol):
 
     def posted_on(self, platform: str, channel_id: str, local_date: str) -> bool:
         """Whether the post for that local date went out."""
+
+    def record_question(self, platform: str, channel_id: str, asked_at: float, entry_id: str | None,
+                        answered: bool, score: float, question: str) -> int:
+        """One question answered or declined (the text may be ''); its id is what a feedback button names."""
+
+    def vote(self, asked_id: int, voter: str, helpful: bool, now: float) -> str:
+        """One person's vote on one answer, changeable: "new", "changed", "same" or "unknown"."""
+
+    def questions(self, since: float) -> list[tuple]:
+        """(id, platform, channel_id, asked_at, entry_id, answered, score, question) asked since `since`."""
+
+    def votes(self, since: float) -> list[tuple]:
+        """(asked_id, entry_id, helpful, question) of the votes cast since `since`."""
+
+    def forget_before(self, before: float) -> int:
+        """Delete the questions asked before `before`, and their votes."""
+
+    def teach(self, entry_id: str, phrasing: str, now: float, by: str) -> bool:
+        """Add a learned phrasing; False if the entry has it already."""
+
+    def unteach(self, entry_id: str, phrasing: str) -> bool:
+        """Take a learned phrasing back; False if there was none."""
+
+    def learned(self) -> list[tuple[str, str, int]]:
+        """(entry id, phrasing, added at) of every learned phrasing."""
+
+    def meta(self, name: str, default: Callable[[], str]) -> str:
+        """A value the store keeps for itself, made with `default()` the first time."""
 
     def close(self) -> None:
         """Release the connection(s)."""

@@ -1,7 +1,8 @@
 """A stand-in for Slack's Web API and response_url: a real HTTP server on 127.0.0.1, port 0, in a thread.
 
-It answers auth.test, chat.postMessage, chat.postEphemeral, users.info, conversations.info and
-apps.connections.open (checking the bearer token),
+It answers auth.test, chat.postMessage, chat.postEphemeral, users.info, users.conversations,
+conversations.info, conversations.join, views.open, views.publish and apps.connections.open
+(checking the bearer token),
 accepts posts to /response/<name> as Slack's response_url does, records every call, and can
 answer one call with 429 + Retry-After to exercise the retry handlers. Also here: Slack's
 request signing, and a helper that runs the app's HTTP server in its own event loop thread.
@@ -62,6 +63,7 @@ class FakeSlack:
         self.delays: dict[str, float] = {}  # method -> seconds the fake takes to answer it (a slow Slack)
         self.outside: dict[str, bool] = {}  # channels the bot is not a member of: channel id -> is private
         self.join_error = ""  # conversations.join fails with this error (e.g. missing_scope)
+        self.members_of: dict[str, set[str]] = {}  # users.conversations: user id -> the channels they are in
         self._limits: list[tuple[str, int, dict]] = []  # (method, retry_after, match)
         self._ts = itertools.count(1)
         self._cond = threading.Condition()
@@ -169,6 +171,12 @@ class FakeSlack:
             return 200, {}, {"ok": True, "channel": {"id": channel, "creator": self.creators.get(channel, "U0SOMEONE"),
                                                      "is_member": channel not in self.outside,
                                                      "is_private": self.outside.get(channel, False)}}
+        if method in ("views.open", "views.publish"):
+            return 200, {}, {"ok": True, "view": {"id": f"V{next(self._ts)}", **(data.get("view") if isinstance(
+                data.get("view"), dict) else json.loads(data.get("view") or "{}"))}}
+        if method == "users.conversations":
+            return 200, {}, {"ok": True, "channels": [{"id": c} for c in sorted(self.members_of.get(data.get("user"), ()))],
+                             "response_metadata": {"next_cursor": ""}}
         if method == "conversations.join":
             if self.join_error:
                 return 200, {}, {"ok": False, "error": self.join_error}

@@ -95,7 +95,30 @@ def test_no_color_turns_color_off(monkeypatch):
 
 def test_tab_completes_commands_topics_and_subscribe_topics(mini_bot):
     assert console.candidates(mini_bot, "/tr") == ["/trend"]
-    assert console.candidates(mini_bot, "/trend t") == ["topics", "tip"]
+    assert console.candidates(mini_bot, "/trend t") == ["topics", "tip", "teach"]
+    assert console.candidates(mini_bot, "/trend teach serverless-c") == ["serverless-cheaper"]
     assert console.candidates(mini_bot, "/trend ser") == ["serverless"]
     assert console.candidates(mini_bot, "/trend subscribe 09:00 UTC kub") == ["kubernetes"]
     assert console.candidates(mini_bot, "is serverless") == []
+
+
+def test_good_and_bad_rate_the_last_answer_and_teach_works_in_the_chat(mini_kb, tmp_path):
+    from bot.core import TrendBot
+    from bot.learning import Learning
+    from bot.sqlite_store import SQLiteStore
+
+    with SQLiteStore(tmp_path / "t.db") as store:
+        bot = TrendBot(mini_kb)
+        bot.enable_learning(Learning(store))
+        stdin = io.StringIO("is serverless cheaper?\n/trend bad\nbad\n/trend good\nwhat about monorepos\n"
+                            "/trend teach kubernetes what about monorepos\n/trend report\n")
+        stdout = io.StringIO()
+        console.chat(bot, stdin, stdout)
+        out = stdout.getvalue()
+        assert "Helpful? /trend good or /trend bad" in out
+        assert out.count("Thanks: noted.") == 1 and "You rated it that way already." in out
+        assert "Thanks: your vote is changed." in out
+        assert "Teach it: /trend teach ENTRY_ID what about monorepos" in out  # the person at the terminal manages it
+        assert "Taught" in out and "trendbot report" in out
+        (entry,) = bot.report(7).feedback
+        assert (entry.helpful, entry.not_helpful) == (1, 0)

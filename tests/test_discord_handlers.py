@@ -398,6 +398,61 @@ async def test_a_mention_is_recorded_before_it_is_answered_and_answered_once(min
         assert store.record(f"discord:int:{interaction.id}", "discord", "{}", time.time(), 30) == "answered"
 
 
+@pytest.fixture
+def learnbot(mini_kb, tmp_path):
+    from bot.core import TrendBot
+    from bot.learning import Learning
+    from bot.sqlite_store import SQLiteStore
+
+    store = SQLiteStore(tmp_path / "learn.db")
+    bot = TrendBot(mini_kb)
+    bot.enable_learning(Learning(store))
+    yield bot
+    store.close()
+
+
+async def test_an_answer_can_be_rated_privately_with_buttons_that_outlive_a_restart(learnbot):
+    client = client_for(learnbot)
+    interaction = Interaction(command("ask", question="is serverless cheaper?"))
+    await client.answer_interaction(interaction)
+    ((_, kw),) = interaction.calls
+    rate = {b.item.label: b for b in kw["view"].children}
+    assert {"Helpful", "Not helpful"} <= set(rate) and kw["view"].timeout is None
+    assert all(isinstance(rate[k], da.SuggestionButton) for k in ("Helpful", "Not helpful"))  # dynamic: custom_id carries it
+    for label, user, says in (("Not helpful", ALICE, "noted"), ("Not helpful", ALICE, "already"),
+                              ("Helpful", ALICE, "changed"), ("Not helpful", BOB, "noted")):
+        button = rate[label]
+        pressed = Interaction({"custom_id": button.custom_id, "component_type": 2}, user=user, client=client)
+        await button.callback(pressed)
+        ((what, kw),) = pressed.calls
+        assert what == "send_message" and kw["ephemeral"] is True and says in kw["embeds"][0].description
+        assert_no_mentions(kw)
+    (entry,) = learnbot.report(7).feedback
+    assert (entry.helpful, entry.not_helpful) == (1, 1)
+
+
+async def test_teach_and_report_are_for_managers(learnbot):
+    from types import SimpleNamespace as NS
+
+    client = client_for(learnbot)
+    plain = Interaction(command("teach", entry="kubernetes", question="what about monorepos"))
+    plain.permissions = NS(manage_guild=False, manage_channels=False)
+    await client.answer_interaction(plain)
+    assert "Not allowed" in plain.calls[0][1]["embeds"][0].title
+    boss = Interaction(command("teach", entry="kubernetes", question="what about monorepos"))
+    boss.permissions = NS(manage_guild=True, manage_channels=False)
+    await client.answer_interaction(boss)
+    ((_, kw),) = boss.calls
+    assert kw["ephemeral"] is True and kw["embeds"][0].title == "Taught"
+    assert learnbot.learning.phrasings() == {"kubernetes": ("what about monorepos",)}
+    choices = await client.entry_choices(boss, "cheap")
+    assert [c.value for c in choices] == ["serverless-cheaper"]
+    report = Interaction(command("report"))
+    report.permissions = NS(manage_guild=False, manage_channels=True)
+    await client.answer_interaction(report)
+    assert report.calls[0][1]["ephemeral"] is True and "trendbot report" in report.calls[0][1]["embeds"][0].title
+
+
 async def test_long_answers_continue_in_followups_with_the_same_visibility(mini_bot):
     long = Reply(title="Long", text="\n\n".join("w " * 2000 for _ in range(3)), answered=False, kind="decline",
                  private=True, suggestions=(Suggestion("Kubernetes", "kubernetes"),))
@@ -455,7 +510,7 @@ async def test_an_expired_interaction_is_logged_not_raised(mini_bot, caplog):
 async def test_autocomplete_is_registered_and_answers_choices(mini_bot):
     client = client_for(mini_bot)
     commands = {c.name: c.to_dict(client.tree) for c in client.tree.get_commands()}
-    assert set(commands) == {"trend", "ask", "tip", "subscribe", "unsubscribe", "subscription"}
+    assert set(commands) == {"trend", "ask", "tip", "subscribe", "unsubscribe", "subscription", "teach", "report"}
     (topic,) = commands["trend"]["options"]
     assert topic["name"] == "topic" and topic["autocomplete"] is True and topic["required"] is False
     (question,) = commands["ask"]["options"]
@@ -572,7 +627,7 @@ async def test_guild_flag_syncs_to_that_server_only(mini_bot):
     (guild,) = sync.calls
     assert guild.id == 123456789012345678
     assert {c.name for c in client.tree.get_commands(guild=guild)} == {"trend", "ask", "tip", "subscribe", "unsubscribe",
-                                                                   "subscription"}
+                                                                   "subscription", "teach", "report"}
 
 
 async def test_sync_refused_for_the_guild_names_the_flag(mini_bot):
@@ -715,7 +770,8 @@ async def test_real_client_answers_dms_commands_autocomplete_and_buttons(mini_bo
             assert said[0] == "connected to Discord as trendbot (1000) in 0 servers"
             (sync,) = fake.requests("PUT", "/commands")
             assert sync.path == f"/applications/{discord_fake.APP_ID}/commands"
-            assert {c["name"] for c in sync.data} == {"trend", "ask", "tip", "subscribe", "unsubscribe", "subscription"}
+            assert {c["name"] for c in sync.data} == {"trend", "ask", "tip", "subscribe", "unsubscribe", "subscription",
+                                                      "teach", "report"}
             assert fake.identifies[0]["intents"] == client.intents.value and not client.intents.message_content
 
             # A DM: a reply referencing the question, pinging no one.

@@ -164,6 +164,11 @@ def test_the_manifest_asks_for_the_scopes_the_code_uses():
 
     from tests.slack_fake import ROOT_MANIFEST
 
-    scopes = set(yaml.safe_load(ROOT_MANIFEST.read_text())["oauth_config"]["scopes"]["bot"])
+    manifest = yaml.safe_load(ROOT_MANIFEST.read_text())
+    scopes = set(manifest["oauth_config"]["scopes"]["bot"])
     assert {"chat:write", "commands", "app_mentions:read", "im:history", "users:read", "channels:read",
             "groups:read", "channels:join"} <= scopes
+    assert manifest["features"]["app_home"]["home_tab_enabled"] is True
+    assert {"app_mention", "message.im", "app_home_opened"} <= set(manifest["settings"]["event_subscriptions"]["bot_events"])
+    readme = (ROOT_MANIFEST.parents[1] / "README.md").read_text()
+    assert all(f"`{scope}`" in readme for scope in scopes)  # the README names every scope the app asks for

@@ -1,4 +1,5 @@
-"""The `trendbot` command line: ask, chat, topics, tip, check, eval, tips, config, serve, slack, discord.
+"""The `trendbot` command line: ask, chat, topics, tip, check, eval, tips, report, teach, learned, config,
+serve, slack, discord.
 
 `serve`, `slack` and `discord` are one runner (trendbot/serve.py): `slack` and `discord` run it
 limited to that platform. The console commands load no chat library.
@@ -43,9 +44,10 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--fit", action="store_true",
                     help="refit the confidence model on the tuning part and write bot/confidence.json")
 
-    from trendbot import tipcommands
+    from trendbot import learncommands, tipcommands
 
     tipcommands.add_parser(sub)
+    learncommands.add_parsers(sub)
     serve = sub.add_parser("serve", help="run every configured platform, the daily tips, /healthz and /metrics",
                            description="Runs Slack and/or Discord (whichever tokens are set), the daily-tip "
                                        "scheduler, and /healthz and /metrics, in one process, until SIGTERM. "
@@ -133,6 +135,10 @@ def _main(argv: list[str] | None) -> int:
         return 0
     if args.command == "eval":
         return _eval(bot, args)
+    if args.command in ("report", "teach", "learned"):
+        from trendbot import learncommands
+
+        return learncommands.run(bot, args)
     from trendbot import tipcommands
 
     return tipcommands.run(bot, config, args)

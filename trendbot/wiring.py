@@ -14,6 +14,7 @@ from adapters.inbox import Inbox
 from bot import knowledge as knowledge_base
 from bot.config import Config, read
 from bot.core import TrendBot
+from bot.learning import Learning
 from bot.sqlite_store import SQLiteStore
 from bot.store import Store
 from trendbot import registry
@@ -90,7 +91,26 @@ def knowledge(folder: str | None, max_bytes: int = knowledge_base.MAX_BYTES
 
 
 def bot(kb: knowledge_base.Knowledge, config: Config, store: Store | Callable[[], Store]) -> TrendBot:
-    """The bot over the knowledge, with daily tips over the store."""
-    bot = TrendBot(kb)
-    bot.enable_tips(store, catch_up=dt.timedelta(hours=config["TRENDBOT_TIPS_CATCH_UP_HOURS"]))
+    """The bot over the knowledge, with daily tips and the learning loop over the store (the
+    phrasings taught so far in its index). With a function that opens the store, nothing is
+    opened before it is needed, and a store that does not exist yet has taught nothing."""
+    learning = Learning(store, keep_questions=config["TRENDBOT_KEEP_QUESTIONS"],
+                        retention_days=config["TRENDBOT_QUESTION_RETENTION_DAYS"])
+    learned: dict[str, tuple[str, ...]] = {}
+    if not callable(store) or hasattr(store, "record_question") or db_exists(config):
+        learned = learning.phrasings()
+    bot = TrendBot(kb, learned=learned)
+    bot.enable_tips(learning.store_or_opener if not callable(learning.store_or_opener) else _shared(learning),
+                    catch_up=dt.timedelta(hours=config["TRENDBOT_TIPS_CATCH_UP_HOURS"]))
+    bot.enable_learning(learning)
     return bot
+
+
+def _shared(learning: Learning) -> Callable[[], Store]:
+    """One store for tips and learning, opened by whichever needs it first."""
+    return lambda: learning.store
+
+
+def db_exists(config: Config) -> bool:
+    """Whether the SQLite store TRENDBOT_DB names (or the default one) is there already."""
+    return Path(config[DB] or default_db(config.environ)).exists()
