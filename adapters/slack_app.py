@@ -1,9 +1,10 @@
-"""Slack: payloads to Incoming, Replies to Block Kit, and a thin slack-bolt app wiring the two.
+"""Slack: a thin slack-bolt app wiring Slack's payloads to the core, its Platform and its tip poster.
 
-The pure part (`to_incoming`, `wants_reply`, `event_key`, `Settings.from_env` here, and
-`render` from adapters/slack_blocks.py) holds everything worth testing; `SlackApp` only connects
-it to slack-bolt's AsyncApp, in Socket Mode or over HTTP. Only this module imports slack_bolt,
-slack_sdk and aiohttp, and the CLI imports it lazily, so the console path never loads them.
+The pure parts hold what is worth testing: adapters/slack_payloads.py (payloads to Incoming,
+the checks before bolt), adapters/slack_settings.py, adapters/slack_blocks.py (Replies to Block
+Kit) and adapters/slack_home.py (the Teach modal, the App Home). `SlackApp` only connects them
+to slack-bolt's AsyncApp, in Socket Mode or over HTTP. Only the registry names this module,
+lazily, so the console path never loads slack_bolt, slack_sdk or aiohttp.
 
 Why asyncio (AsyncApp + aiohttp) rather than the threaded App: a 429 from the Web API is
 retried with slack_sdk's async retry handlers, which `await asyncio.sleep(Retry-After)` and so
@@ -14,17 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import hmac
 import json
 import logging
 import re
-import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 from typing import Protocol
-from urllib.parse import parse_qsl, urlsplit
 
 from aiohttp import ClientError, web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
@@ -42,10 +39,13 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 from adapters.inbox import Inbox
 from adapters.lifecycle import InFlight, RateLimitedLog
 from adapters.platform import Surface
-from adapters.secrets import SecretFilter, SettingsError, read_secret
+from adapters.secrets import SettingsError
 from adapters.slack_blocks import ACTION_PREFIX, MORE_ACTION, TEACH_ACTION, VOTE_ACTION, render
 from adapters.slack_home import HOME_ASK, TEACH_VIEW, home_view, taught, teach_modal
-from bot.config import Config, ConfigError, Setting, as_port, load
+from adapters.slack_payloads import (MAX_BODY, dm_channel, inbox_key, minimal, read_capped, signed, to_incoming,
+                                     wants_reply, well_formed)
+from adapters.slack_settings import SETTINGS, Settings, read_api_url, read_bot_token
+from bot.config import Config
 from bot.core import Incoming
 from bot.events import emit
 from bot.replies import Reply
@@ -55,12 +55,9 @@ log = logging.getLogger(__name__)
 
 COMMAND = "/trend"
 PATH = "/slack/events"
-MAX_BODY = 1024 * 1024  # Slack's own payloads are far smaller; anything over this is refused with 413
 SENDING = 4  # replies being sent at once: a crash can repeat at most these (sent, not yet marked answered)
-DEFAULT_API_URL = "https://slack.com/api/"
 
-__all__ = ["SETTINGS", "SURFACE", "Settings", "SettingsError", "SecretFilter", "SlackApp", "SlackPlatform",
-           "SlackPoster", "event_key", "plain_text", "post_once", "render", "to_incoming", "wants_reply"]
+__all__ = ["SURFACE", "SlackApp", "SlackPlatform", "SlackPoster", "post_once"]
 
 
 class Answerer(Protocol):
@@ -72,233 +69,7 @@ class Answerer(Protocol):
 # -- settings -----------------------------------------------------------------------------------
 
 
-def as_user_ids(text: str) -> frozenset[str]:
-    """TRENDBOT_SLACK_MANAGERS: comma-separated Slack user ids."""
-    ids = frozenset(m.strip() for m in text.split(",") if m.strip())
-    if any(not re.fullmatch(r"[UW][A-Z0-9]+", m) for m in ids):
-        raise ValueError("must be a comma-separated list of Slack user ids (U...)")
-    return ids
-
-
-SETTINGS = (
-    Setting("SLACK_BOT_TOKEN", "", "Slack: the Bot User OAuth Token (xoxb-...); set it to run in Slack", secret=True),
-    Setting("SLACK_APP_TOKEN", "", "Slack: an app-level token (xapp-...) for Socket Mode; unset: HTTP mode",
-            secret=True),
-    Setting("SLACK_SIGNING_SECRET", "", "Slack HTTP mode: the app's Signing Secret", secret=True),
-    Setting("SLACK_API_URL", DEFAULT_API_URL, "Slack Web API base URL"),
-    Setting("TRENDBOT_SLACK_HOST", "0.0.0.0", "Slack HTTP mode: address for /slack/events"),
-    Setting("TRENDBOT_SLACK_PORT", "3000", "Slack HTTP mode: port for /slack/events", as_port),
-    Setting("TRENDBOT_SLACK_MANAGERS", "", "Slack user ids (comma-separated) who may change daily tips in any "
-            "channel", as_user_ids, many=True),
-)
-
-
-def _bot_token(environ: Mapping[str, str]) -> str:
-    token = read_secret(environ, "SLACK_BOT_TOKEN")
-    if not token:
-        raise SettingsError("SLACK_BOT_TOKEN is not set: give it the app's Bot User OAuth Token (xoxb-...)")
-    if not re.fullmatch(r"xoxb-[\w-]+", token):
-        raise SettingsError("SLACK_BOT_TOKEN is malformed: a bot token starts with xoxb- and has no spaces")
-    return token
-
-
-def _api_url(text: str) -> str:
-    url = text or DEFAULT_API_URL
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
-        raise SettingsError("SLACK_API_URL is malformed: it must be an http(s) URL such as https://slack.com/api/")
-    return url.rstrip("/") + "/"
-
-
-@dataclass(frozen=True)
-class Settings:
-    """The Slack settings, read once at start. Secrets stay out of repr() and so out of tracebacks."""
-
-    bot_token: str = field(repr=False)
-    signing_secret: str = field(default="", repr=False)
-    app_token: str = field(default="", repr=False)
-    api_url: str = DEFAULT_API_URL
-    host: str = "0.0.0.0"
-    port: int = 3000
-    managers: frozenset[str] = frozenset()  # user ids allowed to change daily tips in any channel
-
-    @property
-    def socket_mode(self) -> bool:
-        """Socket Mode when an app-level token is set, else HTTP mode."""
-        return bool(self.app_token)
-
-    @property
-    def secrets(self) -> tuple[str, ...]:
-        """The values that must never reach a log."""
-        return tuple(s for s in (self.bot_token, self.app_token, self.signing_secret) if s)
-
-    @property
-    def listens(self) -> dict[str, int]:
-        """The port it serves on (HTTP mode), by the variable that sets it."""
-        return {} if self.socket_mode else {"TRENDBOT_SLACK_PORT": self.port}
-
-    @classmethod
-    def from_config(cls, config: Config) -> Settings:
-        """Check SLACK_BOT_TOKEN, SLACK_APP_TOKEN, SLACK_SIGNING_SECRET and SLACK_API_URL.
-
-        Each secret may instead sit in a file named by NAME_FILE (Docker and systemd secrets).
-        """
-        environ = config.environ
-        bot_token = _bot_token(environ)
-        app_token = read_secret(environ, "SLACK_APP_TOKEN")
-        if app_token and not re.fullmatch(r"xapp-[\w-]+", app_token):
-            raise SettingsError("SLACK_APP_TOKEN is malformed: an app-level token starts with xapp- and has no spaces")
-        secret = read_secret(environ, "SLACK_SIGNING_SECRET")
-        if not app_token and not secret:
-            raise SettingsError("SLACK_SIGNING_SECRET is not set: HTTP mode (no SLACK_APP_TOKEN) needs the app's "
-                                "Signing Secret to verify requests")
-        if secret and not re.fullmatch(r"[A-Za-z0-9]+", secret):
-            raise SettingsError("SLACK_SIGNING_SECRET is malformed: a signing secret is letters and digits only")
-        return cls(bot_token=bot_token, signing_secret=secret, app_token=app_token,
-                   api_url=_api_url(config["SLACK_API_URL"]), host=config["TRENDBOT_SLACK_HOST"],
-                   port=config["TRENDBOT_SLACK_PORT"], managers=config["TRENDBOT_SLACK_MANAGERS"])
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str], **overrides) -> Settings:
-        """Settings from environment variables alone (tests and scripts), with fields overridden."""
-        try:
-            config = load(environ, settings=SETTINGS)
-        except ConfigError as exc:
-            raise SettingsError("; ".join(exc.problems)) from None
-        return replace(cls.from_config(config), **overrides)
-
-
 # -- payloads -> Incoming -------------------------------------------------------------------------
-
-_SLACK_TOKEN = re.compile(r"<([^<>\n]*)>")
-
-
-def to_incoming(payload: Mapping) -> Incoming:
-    """A slash command, Events API or block_actions payload (as Slack sends it) as an Incoming.
-
-    Raises ValueError for any other payload.
-    """
-    if "command" in payload:  # slash command: the form fields
-        text = plain_text(payload.get("text") or "")
-        channel = payload.get("channel_id", "")
-        return Incoming(
-            text, platform="slack", channel_id=channel, user_id=payload.get("user_id", ""),
-            is_command=True, is_dm=_is_dm(channel, payload.get("channel_name")),
-        )
-    if payload.get("type") == "event_callback":
-        event = payload.get("event") or {}
-        channel = event.get("channel", "")
-        is_dm = _is_dm(channel, event.get("channel_type"))
-        text = _strip_mentions(event.get("text") or "", _bot_user_ids(payload))
-        if is_dm:
-            thread = event.get("thread_ts")  # answer in the DM itself unless the user wrote in a thread
-        else:
-            thread = event.get("thread_ts") or event.get("ts")  # a mention is answered in its thread
-        return Incoming(
-            plain_text(text), platform="slack", channel_id=channel, user_id=event.get("user", ""),
-            thread_id=thread, is_mention=event.get("type") == "app_mention" and not is_dm, is_dm=is_dm,
-        )
-    if payload.get("type") == "block_actions":
-        actions = payload.get("actions") or [{}]
-        container = payload.get("container") or {}
-        message = payload.get("message") or {}
-        channel = (payload.get("channel") or {}).get("id") or container.get("channel_id", "")
-        return Incoming(
-            actions[0].get("value") or "", platform="slack", channel_id=channel,
-            user_id=(payload.get("user") or {}).get("id", ""),
-            thread_id=container.get("thread_ts") or message.get("thread_ts"),
-            is_command=True, is_dm=_is_dm(channel, None),
-        )
-    raise ValueError(f"not a payload trendbot answers: {payload.get('type') or 'unknown type'}")
-
-
-def wants_reply(payload: Mapping) -> bool:
-    """Whether an Events API payload is a person's new message the bot should answer.
-
-    A mention, or a message in a DM with the bot; never a bot's message (its own included), an
-    edit, a deletion or any other message subtype.
-    """
-    event = payload.get("event") or {}
-    user = event.get("user")
-    if not user or event.get("bot_id") or event.get("bot_profile") or event.get("subtype"):
-        return False
-    if user in _bot_user_ids(payload):
-        return False
-    if event.get("type") == "app_mention":
-        return True
-    return event.get("type") == "message" and _is_dm(event.get("channel", ""), event.get("channel_type"))
-
-
-def inbox_key(payload: Mapping) -> str | None:
-    """The inbox key of a payload trendbot answers, or None for one it doesn't (a bot's message,
-    an edit, url_verification). Commands and button presses are keyed by their trigger_id."""
-    if "command" in payload or payload.get("type") == "block_actions":
-        trigger = payload.get("trigger_id") or ""
-        return f"slack:{'cmd' if 'command' in payload else 'act'}:{payload.get('team_id') or ''}:{trigger}" if trigger else None
-    if payload.get("type") == "event_callback" and wants_reply(payload):
-        return event_key(payload)
-    return None
-
-
-# What a recorded payload keeps: what to_incoming and the reply need, nothing else.
-_KEEP = ("type", "team_id", "command", "text", "channel_id", "channel_name", "user_id", "response_url",
-         "trigger_id", "event_id", "authorizations", "actions", "container", "channel", "user", "message")
-
-
-def minimal(payload: Mapping) -> dict:
-    """The parts of a payload needed to answer it later (a block_actions message keeps only its thread)."""
-    out = {k: payload[k] for k in _KEEP if k in payload}
-    if "event" in payload:
-        event = payload["event"] or {}
-        out["event"] = {k: event[k] for k in ("type", "channel", "channel_type", "text", "user", "ts", "thread_ts",
-                                              "bot_id", "subtype") if k in event}
-    if isinstance(out.get("message"), dict):
-        out["message"] = {k: out["message"][k] for k in ("ts", "thread_ts") if k in out["message"]}
-    if isinstance(out.get("actions"), list):
-        out["actions"] = [{k: a[k] for k in ("action_id", "value") if k in a} for a in out["actions"][:1]]
-    return out
-
-
-def event_key(payload: Mapping) -> str:
-    """The de-duplication key of an event: the message it is about.
-
-    Keyed on the message (team, channel, ts) rather than on `event_id` alone: a retry carries the
-    same event_id and the same message, and a DM that mentions the bot can arrive both as
-    `message.im` and as `app_mention` with different event ids; either way one reply.
-    """
-    event = payload.get("event") or {}
-    if event.get("channel") and event.get("ts"):
-        return f"slack:msg:{payload.get('team_id', '')}:{event['channel']}:{event['ts']}"
-    return f"slack:event:{payload.get('event_id', '')}"
-
-
-def plain_text(text: str) -> str:
-    """Slack's message markup as plain text: <@U1|ann> -> @ann, <!here> -> @here, <url|label> -> label, &amp; -> &."""
-
-    def token(m: re.Match) -> str:
-        target, _, label = m.group(1).partition("|")
-        if target.startswith(("@", "#")):
-            return target[0] + (label.lstrip("@#") or target[1:])
-        if target.startswith("!"):
-            return label or "@" + target[1:].split("^")[0]
-        return label or target
-
-    text = _SLACK_TOKEN.sub(token, text)
-    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&").strip()
-
-
-def _strip_mentions(text: str, bot_ids: set[str]) -> str:
-    if bot_ids:
-        return re.sub(r"<@(?:%s)(?:\|[^>]*)?>" % "|".join(map(re.escape, bot_ids)), " ", text).strip()
-    return re.sub(r"^\s*<@[A-Z0-9]+(?:\|[^>]*)?>", " ", text).strip()  # no authorizations: the leading mention
-
-
-def _bot_user_ids(payload: Mapping) -> set[str]:
-    return {a["user_id"] for a in payload.get("authorizations") or () if a.get("is_bot") and a.get("user_id")}
-
-
-def _is_dm(channel: str, channel_type: str | None) -> bool:
-    return channel_type in ("im", "directmessage") or channel.startswith("D")
 
 
 # Errors after which posting to a channel cannot work until someone changes something in Slack.
@@ -334,43 +105,6 @@ class SlackPoster:
 
 
 # -- requests before bolt -------------------------------------------------------------------------
-
-
-async def _read_capped(request: web.Request) -> bytes | None:
-    """The body, or None once it grows past MAX_BODY (a chunked body has no Content-Length to check)."""
-    chunks, size = [], 0
-    async for chunk in request.content.iter_chunked(64 * 1024):
-        size += len(chunk)
-        if size > MAX_BODY:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _signed(body: bytes, headers: Mapping[str, str], secret: str, now: float | None = None) -> bool:
-    """Slack's v0 signature over the raw bytes, with a timestamp at most five minutes off.
-    https://docs.slack.dev/authentication/verifying-requests-from-slack/ (slack_sdk's verifier
-    decodes the body first, and so raises on bytes that are not UTF-8)."""
-    timestamp, signature = headers.get("X-Slack-Request-Timestamp", ""), headers.get("X-Slack-Signature", "")
-    if not timestamp.isascii() or not timestamp.isdigit() or len(timestamp) > 12 or not signature.isascii():
-        return False
-    if abs((time.time() if now is None else now) - int(timestamp)) > 300:
-        return False
-    digest = hmac.new(secret.encode(), b"v0:" + timestamp.encode() + b":" + body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(f"v0={digest}", signature)
-
-
-def _well_formed(body: bytes, content_type: str) -> bool:
-    """Whether a signed body is what Slack sends: UTF-8 JSON (events) or a form (commands, a
-    JSON `payload` field for interactivity)."""
-    try:
-        text = body.decode("utf-8")
-        if content_type.startswith("application/json"):
-            return isinstance(json.loads(text), dict)
-        fields = dict(parse_qsl(text, keep_blank_values=True, strict_parsing=bool(text)))
-        return "payload" not in fields or isinstance(json.loads(fields["payload"]), dict)
-    except (UnicodeDecodeError, ValueError):
-        return False
 
 
 # -- the slack-bolt app -------------------------------------------------------------------------
@@ -588,7 +322,7 @@ class SlackApp:
     async def channel_problem(self, channel_id: str) -> str | None:
         """Why tips could not be posted in this channel, or None: trendbot must be a member. It joins a
         public channel by itself (channels:join); a private one has to invite it."""
-        if _is_dm(channel_id, None):
+        if dm_channel(channel_id, None):
             return None
         try:
             channel = (await self.client.conversations_info(channel=channel_id)).get("channel") or {}
@@ -713,12 +447,12 @@ class SlackApp:
         is not what Slack sends 400; each with one rate-limited WARNING line and no traceback."""
         if (request.content_length or 0) > MAX_BODY:
             return self._junk(413, "request body too large")
-        body = await _read_capped(request)
+        body = await read_capped(request)
         if body is None:
             return self._junk(413, "request body too large")
-        if not _signed(body, request.headers, self.settings.signing_secret):
+        if not signed(body, request.headers, self.settings.signing_secret):
             return self._junk(401, "bad or missing signature")
-        if not _well_formed(body, request.headers.get("Content-Type", "")):
+        if not well_formed(body, request.headers.get("Content-Type", "")):
             return self._junk(400, "malformed body")
         bolt_request = AsyncBoltRequest(body=body.decode("utf-8"), query=request.query_string,
                                         headers=request.headers)  # what bolt's aiohttp adapter builds
@@ -789,7 +523,6 @@ class SlackApp:
             announce(f"listening for Slack on http://{self.settings.host}:{port}{PATH} (HTTP mode) as {user_id}")
 
 
-
 def _teach_choices(core, question: str) -> tuple[list[tuple[str, list[tuple[str, str]]]], str | None]:
     """The Teach modal's entries grouped by topic, and the entry closest to the question."""
     kb = core.kb
@@ -851,7 +584,7 @@ class SlackPlatform:
 async def post_once(config: Config) -> AsyncIterator[SlackPoster]:
     """A tip poster over the Web API alone, without receiving anything (`trendbot tips run-once`):
     it needs SLACK_BOT_TOKEN and SLACK_API_URL only."""
-    yield SlackPoster(AsyncWebClient(token=_bot_token(config.environ), base_url=_api_url(config["SLACK_API_URL"]),
+    yield SlackPoster(AsyncWebClient(token=read_bot_token(config.environ), base_url=read_api_url(config["SLACK_API_URL"]),
                                      retry_handlers=retry_handlers()))
 
 

@@ -114,7 +114,7 @@ class Answers:
         return Reply(
             title="Two answers", text="\n\n".join(paragraphs), answered=True, kind="answer",
             sources=self._sources(tuple(source_ids)),
-            suggestions=tuple(Suggestion(f"More: {self._label(e)}", e) for e in entries),
+            suggestions=tuple(Suggestion(f"More: {self.label(e)}", e) for e in entries),
             score=min(p for _, _, p in parts), entry_id=first, as_of=self.kb.as_of(tuple(source_ids)),
             entries=tuple(entries),
         )
@@ -129,7 +129,7 @@ class Answers:
             named = ", ".join(f"“{w}”" for w in missing[:3])
             text = (f"My sources say nothing about {named}, so I'd rather not guess. "
                     f"The closest I have is below.")
-            suggestions.append(Suggestion(self._label(closest.entry_id), closest.entry_id))
+            suggestions.append(Suggestion(self.label(closest.entry_id), closest.entry_id))
         else:
             text = "I don't have a good answer to that in my backend-trends knowledge, and I'd rather not guess."
         trend_ids: list[str] = []
@@ -184,8 +184,9 @@ class Answers:
 
     def subject(self, entry_id: str) -> frozenset[int]:
         """The term columns of an entry's own question (FAQ) or title (trend)."""
-        return frozenset(self.index.columns(self._label(entry_id)))
+        return frozenset(self.index.columns(self.label(entry_id)))
 
-    def _label(self, entry_id: str) -> str:
+    def label(self, entry_id: str) -> str:
+        """An entry as a person reads it: a trend's title, a FAQ's question."""
         entry: Trend | Faq = self.kb.trends.get(entry_id) or self.kb.faqs[entry_id]
         return entry.title if isinstance(entry, Trend) else entry.question

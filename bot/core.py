@@ -10,22 +10,21 @@ from dataclasses import dataclass, replace
 
 from rapidfuzz import fuzz, process
 
-from bot.analysis import Analyzer, clean, fold, stem
+from bot.analysis import Analyzer, clean, fold
 from bot.answers import Answers, Decision
 from bot.confidence import Confidence, Model
 from bot.events import emit
 from bot.knowledge import Faq, Knowledge, Trend
-from bot.markup import literal
 from bot.replies import Reply, SourceRef, Suggestion
 from bot.retrieval import Document, Field, Index
 from bot.store import Store
+from bot import teaching
 from bot.learning import RECORDED_KINDS, Learning
 from bot.tips import DailyTips, Spell, tip_reply, trend_spelling
 
 log = logging.getLogger(__name__)
 
 MAX_INPUT = 2000
-TEACH_LIMIT = 300  # characters of a question a "Teach" control carries
 TOPIC_MATCH = 86  # rapidfuzz ratio a /trend argument needs to name a topic directly
 COMMAND_PREFIX = re.compile(r"^\s*/?trend(?:bot)?\b\s*", re.IGNORECASE)
 
@@ -154,8 +153,8 @@ class TrendBot:
             log.warning("could not record a %s question: %s", incoming.platform, exc)
             return reply
         teach = ""
-        if not reply.answered and _safe_call(incoming.is_manager):
-            teach = clean(incoming.text)[:TEACH_LIMIT]
+        if not reply.answered and teaching.safe_check(incoming.is_manager):
+            teach = clean(incoming.text)[:teaching.TEACH_LIMIT]
         return replace(reply, asked_id=asked_id if reply.answered else None, teach=teach)
 
     def explain(self, incoming: Incoming) -> Decision:
@@ -221,68 +220,15 @@ class TrendBot:
 
     def learning_command(self, verb: str, rest: str, incoming: Incoming) -> Reply:
         """`good`/`bad ID` (a vote), `report` and `teach ENTRY_ID QUESTION` (managers only)."""
-        if self.learning is None:
-            return _private("Learning is off", "This trendbot runs without a store, so it keeps no votes, "
-                                               "report or taught phrasings.")
-        if verb in ("good", "bad"):
-            if not rest.strip().isdigit():
-                return _private("Which answer?", "Press Helpful or Not helpful under an answer to rate it.")
-            outcome = self.learning.vote(incoming.platform, incoming.user_id, int(rest), verb == "good")
-            if outcome == "unknown":
-                return _private("That answer is gone", "It is too old to rate now; thanks all the same.")
-            text = {"new": "Thanks: noted.", "changed": "Thanks: your vote is changed.",
-                    "same": "You rated it that way already."}[outcome]
-            return Reply(title="Thanks for the feedback", text=text, answered=False, kind="feedback", private=True)
-        if not _safe_call(incoming.is_manager):
-            return _private("Not allowed here", "Only people who manage trendbot here can see the report and "
-                                                "teach it; ask a workspace or server admin.")
-        if verb == "report":
-            return self.report_reply(7)
-        entry_id, _, question = rest.strip().partition(" ")
-        return self.teach_reply(entry_id.lower(), question, by=self.learning.voter(incoming.platform, incoming.user_id))
+        return teaching.command(self, verb, rest, incoming)
 
     def teach_reply(self, entry_id: str, question: str, by: str = "") -> Reply:
         """Teach `question` as a phrasing of an entry, and say so (or what is wrong)."""
-        if entry_id not in self.kb.faqs and entry_id not in self.kb.trends:
-            return _private("Unknown entry", f"There is no entry {literal(entry_id[:60])!r}. Pick one of the "
-                                             "closest entries offered under the question, or see `/trend topics`.")
-        question = clean(question)
-        if not question:
-            return _private("What should it learn?", "Give the question too: `/trend teach ENTRY_ID the question`.")
-        if len(question) > TEACH_LIMIT:
-            return _private("That question is too long", f"A taught phrasing may be up to {TEACH_LIMIT} characters.")
-        added = self.learning.teach(entry_id, question, by)
-        label = self.answers._label(entry_id)
-        text = (f"From now on \"{literal(question)}\" is answered with **{literal(label)}**."
-                if added else f"\"{literal(question)}\" was taught to **{literal(label)}** already.")
-        return Reply(title="Taught" if added else "Known already", text=text, answered=False, kind="teach",
-                     private=True)
-
-    def report_reply(self, days: int) -> Reply:
-        """The week's top five unanswered questions and the most down-voted answers, for managers."""
-        report = self.report(days, top=5)
-        lines = [f"{report.questions} questions in the last {days} days, {report.answer_rate:.0%} answered."]
-        if report.unanswered:
-            lines.append("**Asked, not answered:**\n" + "\n".join(
-                f"- {literal(u.question)} ({u.count}×); closest: " + (", ".join(literal(e) for e, _, _ in u.closest[:2])
-                                                                     or "none") for u in report.unanswered))
-        elif not report.texts_kept:
-            lines.append("Question texts are not kept here (TRENDBOT_KEEP_QUESTIONS=false), so only counts show.")
-        disliked = [f for f in report.feedback if f.not_helpful]
-        if disliked:
-            lines.append("**Rated not helpful:**\n" + "\n".join(
-                f"- {literal(f.title)}: {f.not_helpful} not helpful, {f.helpful} helpful" for f in disliked))
-        lines.append("Teach one: `/trend teach ENTRY_ID the question`.")
-        return Reply(title=f"trendbot report: the last {days} days", text="\n\n".join(lines), answered=False,
-                     kind="report", private=True)
+        return teaching.teach(self, entry_id, question, by)
 
     def report(self, days: float, top: int = 10):
         """The learning loop's report, with the closest entries of each unanswered question."""
-        def closest(question: str) -> list[tuple[str, str, float]]:
-            return [(h.entry_id, self.answers._label(h.entry_id), h.score) for h in self.index.search(question).hits[:3]]
-
-        return self.learning.report(days, lambda q: [stem(w) for w in self.analyzer.words(q)], closest,
-                                    self.answers._label, top)
+        return teaching.report(self, days, top)
 
     def more(self, entry_id: str) -> Reply:
         """The whole entry behind a short answer: what "More" shows."""
@@ -409,19 +355,6 @@ LEARNING_VERBS = ("good", "bad", "report", "teach")
 _KEYWORDS = frozenset(TOPICS_WORDS + HELP_WORDS + TIP_WORDS + SOURCES_WORDS + SUBSCRIPTION_VERBS + MORE_WORDS
                       + LEARNING_VERBS) - {""}
 _BARE = frozenset(("topics", "help", "tip", "sources", "more"))  # these alone are the command, anywhere
-
-
-def _private(title: str, text: str) -> Reply:
-    return Reply(title=title, text=text, answered=False, kind="error", private=True)
-
-
-def _safe_call(check: Callable[[], bool]) -> bool:
-    """A platform's permission check; one that fails means no."""
-    try:
-        return bool(check())
-    except Exception as exc:
-        log.warning("a permission check failed: %s", exc)
-        return False
 
 
 def _is_keyword(rest: str) -> bool:

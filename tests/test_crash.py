@@ -12,7 +12,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -56,7 +55,7 @@ class Serve:
 def mention(i: int) -> bytes:
     payload = fixture("app_mention")
     payload["event_id"] = f"Ev{i:06d}"
-    payload["event"].update(ts=f"1715000500.{i:06d}", text=f"<@U0TRENDBOT> k8s", client_msg_id=f"msg-{i}")
+    payload["event"].update(ts=f"1715000500.{i:06d}", text="<@U0TRENDBOT> k8s", client_msg_id=f"msg-{i}")
     return json.dumps(payload).encode()
 
 

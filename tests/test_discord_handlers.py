@@ -28,7 +28,7 @@ import yarl
 from adapters import console
 from adapters import discord_app as da
 from adapters import discord_embeds as de
-from adapters import slack_app
+from adapters import slack_payloads
 from bot.replies import Reply, Suggestion
 from tests import discord_fake
 from tests.conftest import MINI
@@ -282,7 +282,7 @@ def test_wants_reply_only_for_people_talking_to_the_bot():
                                       "mircoservices", "best pizza in naples"])
 def test_same_question_same_entry_as_console_and_slack(shipped_bot, question):
     console_reply = shipped_bot.handle(console.to_incoming(question))
-    slack_reply = shipped_bot.handle(slack_app.to_incoming(fixture("slash_command") | {"text": question}))
+    slack_reply = shipped_bot.handle(slack_payloads.to_incoming(fixture("slash_command") | {"text": question}))
     surfaces = {
         "/ask": Interaction(command("ask", question=question)),
         "/trend": Interaction(command("trend", topic=question)),

@@ -24,6 +24,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from adapters.inbox import Inbox
 from adapters import slack_app
+from adapters import slack_settings
 from trendbot import serve
 from bot.core import Incoming
 from bot.live import LiveBot, Reloader
@@ -239,7 +240,7 @@ async def test_stopping_finishes_the_reply_in_progress_then_closes(mini_bot, tmp
 
     slow = SlowBot(mini_bot)
     with FakeSlack() as fake, Store(tmp_path / "s.db") as store:
-        settings = slack_app.Settings(bot_token=BOT_TOKEN, signing_secret=SIGNING_SECRET, api_url=fake.api_url,
+        settings = slack_settings.Settings(bot_token=BOT_TOKEN, signing_secret=SIGNING_SECRET, api_url=fake.api_url,
                                       host="127.0.0.1", port=0)
         platform = slack_app.SlackPlatform(slow, Inbox(store, "slack"), settings)
         service = service_for(mini_bot, [platform])
@@ -462,7 +463,7 @@ async def test_a_client_that_never_finishes_its_request_does_not_hold_up_shutdow
     from bot.sqlite_store import SQLiteStore as Store
 
     with FakeSlack() as fake, Store(tmp_path / "s.db") as store:
-        settings = slack_app.Settings(bot_token=BOT_TOKEN, signing_secret=SIGNING_SECRET, api_url=fake.api_url,
+        settings = slack_settings.Settings(bot_token=BOT_TOKEN, signing_secret=SIGNING_SECRET, api_url=fake.api_url,
                                       host="127.0.0.1", port=0)
         platform = slack_app.SlackPlatform(mini_bot, Inbox(store, "slack"), settings)
         service = service_for(mini_bot, [platform])

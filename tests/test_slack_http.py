@@ -22,6 +22,7 @@ import pytest
 
 from adapters.inbox import Inbox
 from adapters import slack_app
+from adapters import slack_settings
 from bot.sqlite_store import SQLiteStore as Store
 from tests.conftest import MINI
 from tests.slack_fake import (
@@ -66,8 +67,8 @@ def fake():
         yield f
 
 
-def settings(fake: FakeSlack) -> slack_app.Settings:
-    return slack_app.Settings.from_env({"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+def settings(fake: FakeSlack) -> slack_settings.Settings:
+    return slack_settings.Settings.from_env({"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET,
                                         "SLACK_API_URL": fake.api_url}, host="127.0.0.1", port=0)
 
 

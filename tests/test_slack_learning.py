@@ -8,6 +8,7 @@ import time
 import pytest
 
 from adapters import slack_app
+from adapters import slack_settings
 from adapters.inbox import Inbox
 from adapters.slack_blocks import TEACH_ACTION
 from adapters.slack_home import HOME_ASK, TEACH_VIEW
@@ -38,7 +39,7 @@ def learnbot(mini_kb, tmp_path):
 
 @pytest.fixture
 def app(fake, learnbot, tmp_path):
-    settings = slack_app.Settings.from_env({"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+    settings = slack_settings.Settings.from_env({"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET,
                                             "SLACK_API_URL": fake.api_url, "TRENDBOT_SLACK_MANAGERS": "U0BOSS"},
                                            host="127.0.0.1", port=0)
     inbox_store = SQLiteStore(tmp_path / "inbox.db")

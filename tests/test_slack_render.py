@@ -11,7 +11,10 @@ import pytest
 
 from adapters import console
 from adapters import slack_app as s
+from adapters import slack_payloads
+from adapters import slack_settings
 from adapters import slack_blocks as kit
+from adapters.secrets import SecretFilter
 from bot.replies import Reply, SourceRef, Suggestion
 from tests.slack_fake import BOT_TOKEN, SIGNING_SECRET, fixture
 
@@ -39,40 +42,40 @@ def answer(text: str, **kw) -> Reply:
 
 
 def test_slash_command_payload():
-    inc = s.to_incoming(fixture("slash_command"))
+    inc = slack_payloads.to_incoming(fixture("slash_command"))
     assert (inc.text, inc.platform, inc.channel_id, inc.user_id) == ("is serverless cheaper?", "slack", "C0GENERAL", "U0ALICE")
     assert inc.is_command and not inc.is_dm and not inc.is_mention and inc.thread_id is None
 
 
 def test_empty_slash_command_asks_for_usage(mini_bot):
-    incoming = s.to_incoming(fixture("slash_command") | {"text": "  "})
+    incoming = slack_payloads.to_incoming(fixture("slash_command") | {"text": "  "})
     assert incoming.text == "" and incoming.is_command
     assert mini_bot.handle(incoming).kind == "help"  # the core decides: a bare /trend is usage everywhere
 
 
 def test_mention_payload_strips_the_bot_and_answers_in_its_thread():
-    inc = s.to_incoming(fixture("app_mention"))
+    inc = slack_payloads.to_incoming(fixture("app_mention"))
     assert inc.text == "is serverless cheaper?"
     assert inc.is_mention and not inc.is_dm and inc.thread_id == "1715000000.000100"
     threaded = fixture("app_mention")
     threaded["event"]["thread_ts"] = "1714999999.000001"
-    assert s.to_incoming(threaded).thread_id == "1714999999.000001"
+    assert slack_payloads.to_incoming(threaded).thread_id == "1714999999.000001"
 
 
 def test_dm_payload_is_answered_in_the_dm_not_a_thread():
-    inc = s.to_incoming(fixture("message_im"))
+    inc = slack_payloads.to_incoming(fixture("message_im"))
     assert inc.is_dm and not inc.is_mention and inc.text == "k8s?" and inc.channel_id == "D0ALICEDM"
     assert inc.thread_id is None
 
 
 def test_button_payload_asks_the_suggestion_query():
-    inc = s.to_incoming(fixture("block_actions"))
+    inc = slack_payloads.to_incoming(fixture("block_actions"))
     assert (inc.text, inc.user_id, inc.channel_id, inc.is_command) == ("serverless", "U0ALICE", "C0GENERAL", True)
 
 
 def test_unknown_payload_is_an_error():
     with pytest.raises(ValueError):
-        s.to_incoming({"type": "view_submission"})
+        slack_payloads.to_incoming({"type": "view_submission"})
 
 
 @pytest.mark.parametrize("raw, plain", [
@@ -85,31 +88,31 @@ def test_unknown_payload_is_an_error():
 def test_slack_markup_becomes_plain_text(raw, plain):
     payload = fixture("app_mention")
     payload["event"]["text"] = raw
-    assert s.to_incoming(payload).text == plain
+    assert slack_payloads.to_incoming(payload).text == plain
 
 
 def test_wants_reply_only_for_people():
-    assert s.wants_reply(fixture("app_mention")) and s.wants_reply(fixture("message_im"))
+    assert slack_payloads.wants_reply(fixture("app_mention")) and slack_payloads.wants_reply(fixture("message_im"))
     for change in ({"bot_id": "B0OTHER"}, {"subtype": "bot_message", "bot_id": "B0OTHER"},
                    {"subtype": "message_changed"}, {"user": "U0TRENDBOT"}, {"user": None},
                    {"channel_type": "channel", "channel": "C0GENERAL"}):
         payload = fixture("message_im")
         payload["event"].update(change)
-        assert not s.wants_reply(payload), change
+        assert not slack_payloads.wants_reply(payload), change
 
 
 def test_event_key_is_the_message():
     mention = fixture("app_mention")
     retry = fixture("app_mention")
-    assert s.event_key(mention) == s.event_key(retry) == "slack:msg:T0TEST:C0GENERAL:1715000000.000100"
+    assert slack_payloads.event_key(mention) == slack_payloads.event_key(retry) == "slack:msg:T0TEST:C0GENERAL:1715000000.000100"
     dm = fixture("message_im")
     also_mention = fixture("app_mention")
     also_mention["event"].update(channel=dm["event"]["channel"], ts=dm["event"]["ts"])
     also_mention["event_id"] = "Ev0OTHER"
-    assert s.event_key(dm) == s.event_key(also_mention)
+    assert slack_payloads.event_key(dm) == slack_payloads.event_key(also_mention)
     other = fixture("app_mention")
     other["event"]["ts"] = "1715000000.000200"
-    assert s.event_key(other) != s.event_key(mention)
+    assert slack_payloads.event_key(other) != slack_payloads.event_key(mention)
 
 
 # -- the same entry as the console ------------------------------------------------------------
@@ -119,10 +122,10 @@ def test_event_key_is_the_message():
                                       "mircoservices", "best pizza in naples"])
 def test_same_question_same_entry_as_console(shipped_bot, question):
     console_reply = shipped_bot.handle(console.to_incoming(question))
-    command = shipped_bot.handle(s.to_incoming(fixture("slash_command") | {"text": question}))
+    command = shipped_bot.handle(slack_payloads.to_incoming(fixture("slash_command") | {"text": question}))
     mention = fixture("app_mention")
     mention["event"]["text"] = f"<@U0TRENDBOT> {question}"
-    mentioned = shipped_bot.handle(s.to_incoming(mention))
+    mentioned = shipped_bot.handle(slack_payloads.to_incoming(mention))
     assert command.entry_id == mentioned.entry_id == console_reply.entry_id
     assert command.answered == console_reply.answered
     header = kit.render(command)["blocks"][0]["text"]["text"]
@@ -130,7 +133,7 @@ def test_same_question_same_entry_as_console(shipped_bot, question):
 
 
 def test_shipped_topic_card_renders_header_sections_context(shipped_bot):
-    message = kit.render(shipped_bot.handle(s.to_incoming(fixture("slash_command") | {"text": "serverless"})))
+    message = kit.render(shipped_bot.handle(slack_payloads.to_incoming(fixture("slash_command") | {"text": "serverless"})))
     types = [b["type"] for b in message["blocks"]]
     assert types[0] == "header" and types[-1] == "context" and "section" in types
     assert "• " in "\n".join(sections(message))
@@ -142,14 +145,14 @@ def test_shipped_topic_card_renders_header_sections_context(shipped_bot):
 
 
 def test_a_short_answer_has_a_more_button_and_the_whole_entry_has_none(mini_bot):
-    short = mini_bot.handle(s.to_incoming(fixture("slash_command") | {"text": "does serverless scale with traffic"}))
+    short = mini_bot.handle(slack_payloads.to_incoming(fixture("slash_command") | {"text": "does serverless scale with traffic"}))
     assert short.more
     message = kit.render(short)
     (actions,) = [b for b in message["blocks"] if b["type"] == "actions"]
     assert actions["elements"] == [{"type": "button", "action_id": kit.MORE_ACTION, "value": "more serverless",
                                     "text": {"type": "plain_text", "text": "More", "emoji": True}}]
     assert message["blocks"][-1]["type"] == "context"  # the sources stay last
-    full = mini_bot.handle(s.to_incoming(fixture("block_actions") | {"actions": [actions["elements"][0]]}))
+    full = mini_bot.handle(slack_payloads.to_incoming(fixture("block_actions") | {"actions": [actions["elements"][0]]}))
     assert full.entry_id == "serverless" and not full.more and "Tools" in full.text
     assert not [b for b in kit.render(full)["blocks"] if b["type"] == "actions"]
 
@@ -311,7 +314,7 @@ def test_non_http_source_url_is_text_not_link():
 
 
 def test_decline_shows_suggestions_as_buttons(mini_bot):
-    reply = mini_bot.handle(s.to_incoming(fixture("slash_command") | {"text": "best pizza in naples"}))
+    reply = mini_bot.handle(slack_payloads.to_incoming(fixture("slash_command") | {"text": "best pizza in naples"}))
     assert not reply.answered and reply.private
     actions = [b for b in kit.render(reply)["blocks"] if b["type"] == "actions"]
     assert len(actions) == 1
@@ -322,7 +325,7 @@ def test_decline_shows_suggestions_as_buttons(mini_bot):
 
 
 def test_answers_list_related_topics_as_text_not_buttons(mini_bot):
-    message = kit.render(mini_bot.handle(s.to_incoming(fixture("slash_command"))))
+    message = kit.render(mini_bot.handle(slack_payloads.to_incoming(fixture("slash_command"))))
     assert not [b for b in message["blocks"] if b["type"] == "actions"]
     assert "Related: Serverless computing" in [e["text"] for e in message["blocks"][-1]["elements"]]
 
@@ -339,24 +342,24 @@ GOOD = {"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET}
 
 
 def test_settings_http_mode_and_defaults():
-    st = s.Settings.from_env(GOOD)
+    st = slack_settings.Settings.from_env(GOOD)
     assert not st.socket_mode and st.api_url == "https://slack.com/api/" and st.port == 3000
     assert BOT_TOKEN not in repr(st) and SIGNING_SECRET not in repr(st)
 
 
 def test_settings_socket_mode_needs_no_signing_secret():
-    st = s.Settings.from_env({"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_APP_TOKEN": "xapp-1-A1-2-abc"})
+    st = slack_settings.Settings.from_env({"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_APP_TOKEN": "xapp-1-A1-2-abc"})
     assert st.socket_mode
 
 
 def test_settings_api_url_gets_a_trailing_slash():
-    assert s.Settings.from_env(GOOD | {"SLACK_API_URL": "http://127.0.0.1:9/api"}).api_url == "http://127.0.0.1:9/api/"
+    assert slack_settings.Settings.from_env(GOOD | {"SLACK_API_URL": "http://127.0.0.1:9/api"}).api_url == "http://127.0.0.1:9/api/"
 
 
 def test_settings_secret_from_file(tmp_path):
     path = tmp_path / "token"
     path.write_text(BOT_TOKEN + "\n", encoding="utf-8")
-    st = s.Settings.from_env({"SLACK_BOT_TOKEN_FILE": str(path), "SLACK_SIGNING_SECRET": SIGNING_SECRET})
+    st = slack_settings.Settings.from_env({"SLACK_BOT_TOKEN_FILE": str(path), "SLACK_SIGNING_SECRET": SIGNING_SECRET})
     assert st.bot_token == BOT_TOKEN
 
 
@@ -372,8 +375,8 @@ def test_settings_secret_from_file(tmp_path):
     ({"SLACK_BOT_TOKEN_FILE": "/nonexistent/trendbot/token"}, "SLACK_BOT_TOKEN_FILE"),
 ])
 def test_settings_errors_name_the_variable_not_the_value(env, variable):
-    with pytest.raises(s.SettingsError) as err:
-        s.Settings.from_env(env)
+    with pytest.raises(slack_settings.SettingsError) as err:
+        slack_settings.Settings.from_env(env)
     message = str(err.value)
     assert message.startswith(variable) and "\n" not in message
     for value in env.values():
@@ -381,7 +384,7 @@ def test_settings_errors_name_the_variable_not_the_value(env, variable):
 
 
 def test_secret_filter_redacts_messages_and_tracebacks():
-    filt = s.SecretFilter([BOT_TOKEN, SIGNING_SECRET])
+    filt = SecretFilter([BOT_TOKEN, SIGNING_SECRET])
     record = logging.LogRecord("x", logging.ERROR, __file__, 1, "token=%s", (BOT_TOKEN,), None)
     try:
         raise RuntimeError(f"bad {SIGNING_SECRET}")
@@ -400,7 +403,7 @@ def test_manifest_matches_what_the_app_listens_to():
 
     manifest = yaml.safe_load((Path(__file__).resolve().parents[1] / "slack" / "manifest.yaml").read_text(encoding="utf-8"))
     assert [c["command"] for c in manifest["features"]["slash_commands"]] == [s.COMMAND]
-    assert set(manifest["settings"]["event_subscriptions"]["bot_events"]) == {"app_mention", "message.im"}
+    assert set(manifest["settings"]["event_subscriptions"]["bot_events"]) == {"app_mention", "message.im", "app_home_opened"}
     assert {"app_mentions:read", "chat:write", "commands", "im:history"} <= set(manifest["oauth_config"]["scopes"]["bot"])
     assert manifest["settings"]["socket_mode_enabled"] is True and manifest["settings"]["interactivity"]["is_enabled"]
     assert manifest["features"]["app_home"]["messages_tab_enabled"] and not manifest["features"]["app_home"]["messages_tab_read_only_enabled"]

@@ -22,6 +22,8 @@ from slack_sdk.socket_mode.request import SocketModeRequest
 
 from adapters.inbox import Inbox
 from adapters import slack_app
+from adapters import slack_payloads
+from adapters import slack_settings
 from bot.sqlite_store import SQLiteStore as Store
 from tests.slack_fake import APP_TOKEN, BOT_TOKEN, FakeSlack, fixture
 
@@ -47,7 +49,7 @@ def fake():
 @pytest.fixture
 def app(fake, mini_bot, tmp_path):
     st = Store(tmp_path / "trendbot.db")
-    settings = slack_app.Settings.from_env({"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_APP_TOKEN": APP_TOKEN,
+    settings = slack_settings.Settings.from_env({"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_APP_TOKEN": APP_TOKEN,
                                             "SLACK_API_URL": fake.api_url})
     assert settings.socket_mode
     yield slack_app.SlackApp(mini_bot, Inbox(st, "slack"), settings)
@@ -165,10 +167,10 @@ async def test_over_a_loopback_websocket(app, fake):
 
 async def test_rejected_app_token_names_the_variable(fake, mini_bot, tmp_path):
     with Store(tmp_path / "t.db") as st:
-        settings = slack_app.Settings.from_env({"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_APP_TOKEN": "xapp-1-A0-9-REVOKED",
+        settings = slack_settings.Settings.from_env({"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_APP_TOKEN": "xapp-1-A0-9-REVOKED",
                                                 "SLACK_API_URL": fake.api_url})
         app = slack_app.SlackApp(mini_bot, Inbox(st, "slack"), settings)
-        with pytest.raises(slack_app.SettingsError, match="^SLACK_APP_TOKEN was rejected"):
+        with pytest.raises(slack_settings.SettingsError, match="^SLACK_APP_TOKEN was rejected"):
             await app.start_socket_mode()
 
 
@@ -189,5 +191,5 @@ async def test_an_event_is_in_the_inbox_before_its_envelope_is_acked(app, fake):
         await handler.handle(Checking(), envelope("events_api", fixture("app_mention"), "e-ev-9"))
     finally:
         await handler.client.close()
-    assert recorded_at_ack == [[slack_app.event_key(fixture("app_mention"))]]  # recorded, then acked
+    assert recorded_at_ack == [[slack_payloads.event_key(fixture("app_mention"))]]  # recorded, then acked
     await replies(fake, 1)

@@ -9,6 +9,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.inbox import Inbox
 from adapters import slack_app
+from adapters import slack_settings
 from bot.schedule import Subscription
 from bot.sqlite_store import SQLiteStore as Store
 from tests.conftest import NINE_UTC
@@ -24,7 +25,7 @@ def fake():
 def serve(fake, bot, tmp_path, managers: str = ""):
     env = {"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET, "SLACK_API_URL": fake.api_url,
            "TRENDBOT_SLACK_MANAGERS": managers}
-    settings = slack_app.Settings.from_env(env, host="127.0.0.1", port=0)
+    settings = slack_settings.Settings.from_env(env, host="127.0.0.1", port=0)
     store = Store(tmp_path / "events.db")
     return AppThread(lambda: slack_app.SlackApp(bot, Inbox(store, "slack"), settings)), store
 
@@ -69,8 +70,8 @@ def test_anyone_may_see_the_subscription(fake, tipbot, tmp_path):
 
 
 def test_malformed_allow_list_names_the_variable():
-    with pytest.raises(slack_app.SettingsError, match="TRENDBOT_SLACK_MANAGERS"):
-        slack_app.Settings.from_env({"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+    with pytest.raises(slack_settings.SettingsError, match="TRENDBOT_SLACK_MANAGERS"):
+        slack_settings.Settings.from_env({"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET,
                                      "TRENDBOT_SLACK_MANAGERS": "alice"})
 
 

@@ -21,12 +21,12 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_created_on_first_use_with_schema_version_and_wal(tmp_path):
     path = tmp_path / "deep" / "er" / "trendbot.db"
     with Store(path) as st:
-        assert st.version == store.SCHEMA_VERSION == 3
+        assert st.version == store.SCHEMA_VERSION == 4
     raw = sqlite3.connect(path)
     assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert raw.execute("SELECT version FROM schema_version").fetchall() == [(3,)]
+    assert raw.execute("SELECT version FROM schema_version").fetchall() == [(4,)]
     tables = {r[0] for r in raw.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    assert {"schema_version", "inbox", "subscriptions", "tip_posts"} <= tables
+    assert {"schema_version", "inbox", "subscriptions", "tip_posts", "asked", "votes", "learned", "meta"} <= tables
     raw.close()
 
 
