@@ -72,6 +72,12 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
         " added_at BIGINT NOT NULL, added_by VARCHAR(64) NOT NULL, PRIMARY KEY (entry_id, phrasing))",
         "CREATE TABLE meta (name VARCHAR(64) PRIMARY KEY, value VARCHAR(255) NOT NULL)",
     )),
+    (5, (
+        # Named leases: one holder at a time until `expires_at`, renewed while it lives (the
+        # replica that holds "discord" is the one connected to Discord; the others stand by).
+        "CREATE TABLE leases (name VARCHAR(64) PRIMARY KEY, holder VARCHAR(255) NOT NULL,"
+        " expires_at BIGINT NOT NULL)",
+    )),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
@@ -298,6 +304,32 @@ class SQLiteStore:
                              (name, default()))
             return self._db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()[0]
 
+    # -- leases -----------------------------------------------------------------------------------
+
+    def lease(self, name: str, holder: str, now: float, ttl: float) -> bool:
+        """Take or renew the named lease for `holder` until now + ttl: True if `holder` has it now
+        (it was free, had run out, or was `holder`'s already). One statement, so two replicas
+        asking at once cannot both win."""
+        with self._lock:
+            cur = self._db.execute(
+                "INSERT INTO leases (name, holder, expires_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at"
+                " WHERE leases.holder = excluded.holder OR leases.expires_at <= ?",
+                (name, holder, _ms(now + ttl), _ms(now)))
+            return cur.rowcount == 1
+
+    def release_lease(self, name: str, holder: str) -> None:
+        """Give the lease up (a clean shutdown), so a standby takes over at once; no-op if not held."""
+        with self._lock:
+            self._db.execute("DELETE FROM leases WHERE name = ? AND holder = ?", (name, holder))
+
+    def lease_holder(self, name: str, now: float) -> str | None:
+        """Who holds the named lease now, if anyone."""
+        with self._lock:
+            row = self._db.execute("SELECT holder FROM leases WHERE name = ? AND expires_at > ?",
+                                   (name, _ms(now))).fetchone()
+        return row[0] if row else None
+
     # -- daily tips ---------------------------------------------------------------------------
 
     def subscribe(self, sub: Subscription, now: float | None = None) -> None:
@@ -430,6 +462,11 @@ def _subscription(row: tuple) -> Subscription:
     hours, minutes = post_time.split(":")
     return Subscription(platform, channel_id, dt.time(int(hours), int(minutes)), zone,
                         tuple(t for t in topics.split(",") if t), bool(active))
+
+
+def _ms(t: float) -> int:
+    """Lease times are kept in milliseconds: a lease of a few seconds must not round away."""
+    return int(t * 1000)
 
 
 def _key(key: str) -> str:

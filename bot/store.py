@@ -2,9 +2,10 @@
 
 A Store holds what must outlive a process and be shared by every process of one installation:
 the reply inbox (questions recorded before they are acknowledged), daily-tip subscriptions and
-the per-day tip posts, and the learning loop (questions asked, votes, taught phrasings). Every "exactly
-once" rests on a UNIQUE constraint in it, never on timing. bot/sqlite_store.py is the embedded
-default; the app layer (trendbot/wiring.py) picks the implementation from TRENDBOT_DB.
+the per-day tip posts, the learning loop (questions asked, votes, taught phrasings), and named
+leases (which replica holds a connection only one may hold). Every "exactly once" rests on a
+UNIQUE constraint in it, never on timing. bot/sqlite_store.py is the embedded default; the app
+layer (trendbot/wiring.py) picks the implementation from TRENDBOT_DB.
 """
 from __future__ import annotations
 
@@ -88,6 +89,15 @@ class Store(Protocol):
 
     def learned(self) -> list[tuple[str, str, int]]:
         """(entry id, phrasing, added at) of every learned phrasing."""
+
+    def lease(self, name: str, holder: str, now: float, ttl: float) -> bool:
+        """Take or renew the named lease for `holder` until now + ttl; True if `holder` has it now."""
+
+    def release_lease(self, name: str, holder: str) -> None:
+        """Give the named lease up if `holder` has it."""
+
+    def lease_holder(self, name: str, now: float) -> str | None:
+        """Who holds the named lease now, if anyone."""
 
     def meta(self, name: str, default: Callable[[], str]) -> str:
         """A value the store keeps for itself, made with `default()` the first time."""

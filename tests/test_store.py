@@ -21,12 +21,12 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_created_on_first_use_with_schema_version_and_wal(tmp_path):
     path = tmp_path / "deep" / "er" / "trendbot.db"
     with Store(path) as st:
-        assert st.version == store.SCHEMA_VERSION == 4
+        assert st.version == store.SCHEMA_VERSION == 5
     raw = sqlite3.connect(path)
     assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert raw.execute("SELECT version FROM schema_version").fetchall() == [(4,)]
+    assert raw.execute("SELECT version FROM schema_version").fetchall() == [(5,)]
     tables = {r[0] for r in raw.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    assert {"schema_version", "inbox", "subscriptions", "tip_posts", "asked", "votes", "learned", "meta"} <= tables
+    assert {"schema_version", "inbox", "subscriptions", "tip_posts", "asked", "votes", "learned", "meta", "leases"} <= tables
     raw.close()
 
 
@@ -168,3 +168,20 @@ def test_unusable_path_is_a_store_error_naming_it(tmp_path):
     garbage.write_bytes(b"this is not a database" * 100)
     with pytest.raises(StoreError, match="garbage.db"):
         Store(garbage)
+
+
+def test_a_lease_has_one_holder_until_it_runs_out_or_is_given_up(tmp_path):
+    with Store(tmp_path / "t.db") as a, Store(tmp_path / "t.db") as b:
+        assert a.lease("discord", "replica-a", now=1000.0, ttl=30.0)
+        assert not b.lease("discord", "replica-b", now=1010.0, ttl=30.0)  # a holds it
+        assert a.lease("discord", "replica-a", now=1020.0, ttl=30.0)  # renewed to 1050
+        assert not b.lease("discord", "replica-b", now=1049.5, ttl=30.0)
+        assert b.lease_holder("discord", now=1049.5) == "replica-a"
+        assert b.lease("discord", "replica-b", now=1050.0, ttl=30.0)  # ran out: b takes over
+        assert not a.lease("discord", "replica-a", now=1051.0, ttl=30.0)
+        a.release_lease("discord", "replica-a")  # not a's any more: nothing happens
+        assert a.lease_holder("discord", now=1051.0) == "replica-b"
+        b.release_lease("discord", "replica-b")
+        assert a.lease_holder("discord", now=1051.0) is None
+        assert a.lease("discord", "replica-a", now=1051.0, ttl=30.0)
+        assert a.lease("other", "replica-b", now=1051.0, ttl=30.0)  # leases are per name
