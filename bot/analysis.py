@@ -121,9 +121,19 @@ def _english() -> dict[str, str]:
     return common
 
 
+cache_folder: Path | None = None  # where the word list is kept; the app layer sets it from TRENDBOT_CACHE_DIR
+
+
 def _cache_dir() -> Path:
+    if cache_folder is not None:
+        return cache_folder
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "trendbot"
+
+
+def settings() -> list:
+    """What, besides the aliases, decides the terms of a text: part of an index file's key."""
+    return [sorted(_DROP), _TOKEN.pattern, _MENTION.pattern, _HYPHEN.pattern, unicodedata.unidata_version]
 
 
 @functools.lru_cache(maxsize=65536)

@@ -16,6 +16,7 @@ from bot.confidence import Confidence, Model
 from bot.events import emit
 from bot.knowledge import Faq, Knowledge, Trend
 from bot.replies import Reply, SourceRef, Suggestion
+from bot.index_cache import IndexCache
 from bot.retrieval import Document, Field, Index
 from bot.store import Store
 from bot import teaching
@@ -90,14 +91,16 @@ class TrendBot:
     """The platform-neutral bot: `handle(Incoming) -> Reply`, never raising."""
 
     def __init__(self, kb: Knowledge, index: Index | None = None, *, rng: random.Random | None = None,
-                 confidence: Confidence | None = None, learned: Mapping[str, tuple[str, ...]] | None = None):
+                 confidence: Confidence | None = None, learned: Mapping[str, tuple[str, ...]] | None = None,
+                 cache: IndexCache | None = None):
         self.kb = kb
         self.analyzer = Analyzer(kb.aliases)
         learned = dict(learned or {})
         self.learned = learned
         # A phrasing taught for an entry the knowledge no longer has is reported, never fatal.
         self.orphans = {e: p for e, p in learned.items() if e not in kb.trends and e not in kb.faqs}
-        self.index = index or Index.build(documents(kb, learned), self.analyzer)
+        self.cache = cache  # where built indexes are kept (None: fitted in memory each time)
+        self.index = index or self._index(documents(kb, learned))
         self.rng = rng or random.Random()
         self.tips: DailyTips | None = None
         self.learning: Learning | None = None
@@ -112,6 +115,14 @@ class TrendBot:
                 self._title_names.setdefault(fold(self.analyzer.expand(name)), t.id)
             for name in (t.title, t.id.replace("-", " "), *t.aliases):
                 self._topic_names.setdefault(fold(self.analyzer.expand(name)), t.id)
+
+    def _index(self, docs: list[Document]) -> Index:
+        """The index of the documents: from the cache when it has them, else fitted."""
+        if self.cache is not None:
+            return self.cache.index(docs, self.analyzer)
+        from bot import fitting  # scikit-learn: only when fitting
+
+        return fitting.build(docs, self.analyzer)
 
     def enable_tips(self, store: Store | Callable[[], Store], **options) -> DailyTips:
         """Turn on the daily-tip commands and scheduler over a store (or a function opening one)."""

@@ -111,7 +111,8 @@ class Reloader:
                          "still answering from the last good version: " + "; ".join(exc.problems[:20]),
                          level=logging.ERROR, version=now, problems=len(exc.problems))
                     return "rejected"
-            bot = TrendBot(kb, confidence=self.live.current.answers.confidence, learned=learned)
+            bot = TrendBot(kb, confidence=self.live.current.answers.confidence, learned=learned,
+                           cache=self.live.current.cache)
             self.live.replace(bot)
             self.loaded = Loaded(now, time.time(), kb.counts(), kb.warnings)
             self.rejected = []

@@ -17,20 +17,21 @@ else ("best pizza in the cloud city") scores low.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 import numpy as np
 from rapidfuzz import process
 from rapidfuzz.distance import DamerauLevenshtein
-from scipy import sparse
 
 from bot.analysis import Analyzer, is_english_word, stem
+from bot.postings import IndexData
 
 # The blend of the three scores; they sum to 1 so a perfect match scores 1.
 DOC_WEIGHT, PHRASE_WEIGHT, COVER_WEIGHT = 0.25, 0.40, 0.35
 COVERAGE_POWER = 1.5  # how hard unknown words pull the score down
 ENGLISH_MIN_FREQUENCY = 100  # a word this common in English is a word, not a typo to correct
+GATHER_LIMIT = 20_000  # postings a query reads at once; above it, terms are opened shortest first
 
 
 @dataclass(frozen=True)
@@ -91,97 +92,86 @@ def _max_distance(word: str) -> int:
     return 1 if len(word) <= 7 else 2
 
 
-class Index:
-    """An immutable TF-IDF index over documents. Build with `Index.build(documents, analyzer)`."""
+class Vocabulary(Mapping[str, int]):
+    """Term -> column: unigram stems through a dict, bigrams ("a b") by their key in a sorted array."""
 
-    def __init__(self, analyzer: Analyzer, ids: list[str], vocabulary: dict[str, int],
-                 idf: np.ndarray, docs: sparse.csr_matrix, phrases: sparse.csr_matrix,
-                 phrase_owner: np.ndarray, presence: sparse.csr_matrix, known_words: dict[str, int],
-                 kinds: list[str] | None = None):
+    def __init__(self, data: IndexData):
+        self._unigram_id = {t: i for i, t in enumerate(data.unigrams)}
+        self._unigrams = data.unigrams
+        self._unigram_column = data.unigram_columns.tolist()
+        self._keys = data.bigram_keys
+        self._bigram_columns = data.bigram_columns
+        self._size = data.columns
+
+    def __getitem__(self, term: str) -> int:
+        column = self.get(term)
+        if column is None:
+            raise KeyError(term)
+        return column
+
+    def get(self, term: str, default: int | None = None) -> int | None:  # type: ignore[override]
+        """The column of a unigram or bigram stem, or `default`."""
+        if " " not in term:
+            i = self._unigram_id.get(term)
+            return default if i is None else self._unigram_column[i]
+        first, _, second = term.partition(" ")
+        found = self._bigrams([(self._unigram_id.get(first), self._unigram_id.get(second))])[0]
+        return default if found is None else found
+
+    def __contains__(self, term: object) -> bool:
+        return isinstance(term, str) and self.get(term) is not None
+
+    def __len__(self) -> int:
+        return self._size
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._unigrams
+        n = len(self._unigrams)
+        for key in self._keys.tolist():
+            yield f"{self._unigrams[key // n]} {self._unigrams[key % n]}"
+
+    def terms(self, stems: list[str]) -> list[int | None]:
+        """Columns of the stems and then of each adjacent pair (Analyzer.terms_of_words order); None where unknown."""
+        get = self._unigram_id.get
+        ids = [get(s) for s in stems]
+        column = self._unigram_column
+        return [None if i is None else column[i] for i in ids] + self._bigrams(list(zip(ids, ids[1:])))
+
+    def _bigrams(self, pairs: list[tuple[int | None, int | None]]) -> list[int | None]:
+        if not pairs or not len(self._keys):
+            return [None] * len(pairs)
+        n = len(self._unigrams)
+        keys = np.asarray([-1 if a is None or b is None else a * n + b for a, b in pairs], dtype=np.int64)
+        at = np.searchsorted(self._keys, keys)
+        at[at == len(self._keys)] = 0
+        found = (self._keys[at] == keys).tolist()
+        return [c if f else None for c, f in zip(self._bigram_columns[at].tolist(), found)]
+
+
+class Index:
+    """An immutable TF-IDF index over documents: built by `bot.fitting.build`, or loaded from the cache."""
+
+    def __init__(self, analyzer: Analyzer, data: IndexData):
         self.analyzer = analyzer
-        self.ids = ids
-        self._rows = {entry_id: row for row, entry_id in enumerate(ids)}
-        self._kinds = kinds or [""] * len(ids)
-        self.max_idf = float(idf.max()) if len(idf) else 1.0
-        self.vocabulary = vocabulary  # term -> column
-        self._idf = idf
-        self._phrase_owner = phrase_owner  # phrasing row -> the entry row it belongs to
-        # Kept column-major only: a query reads just its terms' columns. `presence` is entry x
-        # term, the weight of the strongest field holding the term.
-        self._docs, self._phrases, self._presence = _csc(docs), _csc(phrases), _csc(presence)
-        self.known_words = known_words  # surface word -> how many documents use it
+        self.data = data
+        self.ids = list(data.ids)
+        self._rows = {entry_id: row for row, entry_id in enumerate(self.ids)}
+        self._kinds = data.kinds
+        self.max_idf = float(data.idf.max()) if data.columns else 1.0
+        self.vocabulary = Vocabulary(data)
+        self._idf = data.idf
+        self._entries, self._phrases = data.entries, data.phrases
+        self._levels = data.presence_levels
+        self._owner = data.phrase_owner
+        self.known_words = dict(zip(data.words, data.word_counts.tolist()))  # surface word -> how many documents use it
         # Correction candidates by (length, first letter) and (length, second letter): a typo
         # rarely changes both of a word's first two letters, and small buckets keep it fast.
         buckets: dict[tuple[int, int, str], list[str]] = defaultdict(list)
-        for w in sorted(known_words, key=lambda w: -known_words[w]):
+        for w in data.words:  # most used first
             if len(w) >= 2 and not w.isdigit():
                 buckets[(len(w), 0, w[0])].append(w)
                 buckets[(len(w), 1, w[1])].append(w)
         self._buckets = dict(buckets)
-
-    @classmethod
-    def build(cls, documents: Sequence[Document], analyzer: Analyzer) -> "Index":
-        """Count terms of every text once, fit IDF on whole entries, then weight fields and phrasings."""
-        from sklearn.feature_extraction.text import TfidfTransformer  # heavy: only when fitting
-
-        # A missing term gets the next column number: C-level lookups, no Python per term.
-        vocabulary: defaultdict[str, int] = defaultdict()
-        vocabulary.default_factory = vocabulary.__len__
-        words: dict[str, int] = defaultdict(int)
-        columns: list[int] = []
-        text_ends = [0]
-        text_field: list[int] = []  # field row of each text
-        field_doc: list[int] = []  # document row of each field
-        field_weights: list[float] = []
-        phrase_texts: list[int] = []
-        owners: list[int] = []
-        for row, d in enumerate(documents):
-            seen: set[str] = set()
-            for f in d.fields:
-                field_doc.append(row)
-                field_weights.append(f.weight)
-                for text in f.texts:
-                    w = analyzer.words(text)
-                    seen.update(w)
-                    columns += map(vocabulary.__getitem__, Analyzer.terms_of_words(w))
-                    if f.phrasings:
-                        phrase_texts.append(len(text_field))
-                        owners.append(row)
-                    text_field.append(len(field_doc) - 1)
-                    text_ends.append(len(columns))
-            for w in seen:
-                words[w] += 1
-
-        shape = (len(text_field), len(vocabulary))
-        counts = sparse.csr_matrix(
-            (np.ones(len(columns), dtype=np.float32), np.asarray(columns, dtype=np.int64), np.asarray(text_ends)),
-            shape=shape,
-        )
-        counts.sum_duplicates()
-        n_fields, n_docs = len(field_doc), len(documents)
-        to_field = _grouping(np.asarray(text_field), n_fields)
-        to_doc = _grouping(np.asarray(field_doc), n_docs)
-        field_counts = to_field @ counts
-        tfidf = TfidfTransformer(sublinear_tf=True, norm="l2").fit(to_doc @ field_counts)
-        weights = np.asarray(field_weights, dtype=np.float32)
-
-        fields = tfidf.transform(field_counts)
-        docs = _normalize(to_doc @ sparse.diags(weights) @ fields)
-        presence = _presence(field_counts, weights, np.asarray(field_doc), n_docs)
-        phrases = tfidf.transform(counts[phrase_texts]) if phrase_texts else sparse.csr_matrix((0, shape[1]))
-
-        return cls(
-            analyzer,
-            [d.id for d in documents],
-            dict(vocabulary),
-            tfidf.idf_.astype(np.float32),
-            sparse.csr_matrix(docs, dtype=np.float32),
-            sparse.csr_matrix(phrases, dtype=np.float32),
-            np.asarray(owners, dtype=np.int64),
-            presence,
-            dict(words),
-            [d.kind for d in documents],
-        )
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -237,11 +227,11 @@ class Index:
 
     def has(self, entry_id: str, column: int) -> bool:
         """Whether the entry holds the term anywhere (any field)."""
-        indptr, indices, _ = self._presence
-        start, end = indptr[column], indptr[column + 1]
+        start, end = self._entries.span(column)
+        rows = self._entries.rows
         row = self._rows[entry_id]
-        at = start + int(np.searchsorted(indices[start:end], row))
-        return at < end and indices[at] == row
+        at = start + int(np.searchsorted(rows[start:end], row))
+        return at < end and int(rows[at]) == row
 
     def holds(self, entry_id: str, terms: Iterable[tuple[int, float]]) -> float:
         """The share of a question's weight (its `Results.terms`) the entry holds."""
@@ -249,14 +239,12 @@ class Index:
 
     def columns(self, text: str) -> list[int]:
         """The term columns of a text (unknown terms left out): what a unit of an answer holds."""
-        get = self.vocabulary.get
-        return [c for c in map(get, self.analyzer.terms(text)) if c is not None]
+        return [c for c in self.vocabulary.terms(list(map(stem, self.analyzer.words(text)))) if c is not None]
 
     def vector(self, words: Iterable[str]) -> tuple[np.ndarray, np.ndarray]:
         """The L2-normalised TF-IDF vector of already-read words, as (columns, values)."""
         counts: dict[int, int] = defaultdict(int)
-        for term in Analyzer.terms_of_words(list(words)):
-            col = self.vocabulary.get(term)
+        for col in self.vocabulary.terms(list(map(stem, words))):
             if col is not None:
                 counts[col] += 1
         cols = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
@@ -267,77 +255,185 @@ class Index:
         return cols, vals
 
     def search(self, text: str, k: int = 5) -> Results:
-        """Score every entry against the question and return the top k."""
+        """The top k entries for the question; only the postings of its own terms are read."""
         words, corrections, unknown = self.read(text)
         coverage = (len(words) - len(unknown)) / len(words) if words else 0.0
         cols, q = self.vector(words)
         if not len(cols):
             return Results((), tuple(words), tuple(corrections), tuple(unknown), coverage)
-
-        # A query has a handful of terms, so each product below reads only those terms' columns.
-        n = len(self.ids)
-        rows, vals = _columns(self._docs, cols, q)
-        doc = np.bincount(rows, weights=vals, minlength=n)
-        rows, vals = _columns(self._presence, cols, q * q)  # q is unit length: weights sum to 1
-        cover = np.bincount(rows, weights=vals, minlength=n)
-        rows, vals = _columns(self._phrases, cols, q)
-        best = np.zeros(n)
-        if len(rows):
-            per_phrase = np.bincount(rows, weights=vals, minlength=len(self._phrase_owner))
-            phrase_ids = np.flatnonzero(per_phrase)
-            np.maximum.at(best, self._phrase_owner[phrase_ids], per_phrase[phrase_ids])
+        rows, doc, cover, best = self.scores(cols, q, k)
         scores = DOC_WEIGHT * doc + COVER_WEIGHT * cover + PHRASE_WEIGHT * best
-
-        top = np.flatnonzero(scores)
-        if len(top) > k:
-            top = top[np.argpartition(-scores[top], k - 1)[:k]]
-        top = sorted(top.tolist(), key=lambda row: (-scores[row], row))
         damp = coverage ** COVERAGE_POWER
-        hits = tuple(Hit(self.ids[row], float(scores[row]) * damp, float(doc[row]), float(cover[row]), float(best[row]))
-                     for row in top)
+        hits = tuple(Hit(self.ids[rows[i]], float(scores[i]) * damp, float(doc[i]), float(cover[i]), float(best[i]))
+                     for i in _top(scores, k))
         terms = tuple(zip(cols.tolist(), (q * q).tolist()))
         return Results(hits, tuple(words), tuple(corrections), tuple(unknown), coverage, terms)
 
+    def scores(self, cols: np.ndarray, q: np.ndarray, k: int, gather_limit: int = GATHER_LIMIT
+               ) -> tuple[list[int], np.ndarray, np.ndarray, np.ndarray]:
+        """(rows, doc, cover, phrase) of candidate entries, rows ascending: every entry that can be in the top k.
 
-def _csc(m: sparse.spmatrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A matrix as column-major arrays (indptr, row indices, values)."""
-    c = sparse.csc_matrix(m)
-    c.sort_indices()
-    return c.indptr, c.indices, c.data
+        A query whose terms have few postings reads them all at once. Otherwise the terms with
+        the shortest postings are opened first, and opening stops as soon as the k-th best score
+        found beats what the unopened terms could give an entry that holds only them (their
+        shares of the query bound all three scores): the long postings of common words are then
+        only looked up for the candidates, never read whole.
+        """
+        e, p = self._entries, self._phrases
+        e_start, e_end = e.indptr[cols], e.indptr[cols + 1]
+        p_start, p_end = p.indptr[cols], p.indptr[cols + 1]
+        sizes = (e_end - e_start) + (p_end - p_start)
+        if int(sizes.sum()) <= gather_limit:
+            return self._gathered(q, e_start, e_end, p_start, p_end)
+        qq = (q * q).astype(np.float64)
+        q64 = q.astype(np.float64)
+        doc_part = q64 * self.data.doc_max[cols]
+        phrase_part = q64 * self.data.phrase_max[cols]
+        order = np.argsort(sizes, kind="stable").tolist()
+        found = _Candidates()
+        for step, term in enumerate(order):
+            if len(found) >= k:
+                rest = order[step:]
+                if found.kth(k) > _bound(doc_part[rest].sum(), qq[rest].sum(), phrase_part[rest].sum()):
+                    break
+            a, b = int(e_start[term]), int(e_end[term])
+            c, d = int(p_start[term]), int(p_end[term])
+            new = np.union1d(e.rows[a:b], self._owner[p.rows[c:d]]).astype(np.int64)
+            new = found.unseen(new)
+            if len(new):
+                found.add(new, *self._exact(new, q, e_start, e_end, p_start, p_end))
+        return found.result()
+
+    def _gathered(self, q, e_start, e_end, p_start, p_end):
+        """Scores from reading every posting of the query's terms (few of them)."""
+        e, p = self._entries, self._phrases
+        at, lengths = _ranges(e_start, e_end)
+        rows, inverse = np.unique(e.rows[at], return_inverse=True)
+        weights = np.repeat(q, lengths)
+        doc = np.bincount(inverse, weights=e.values[at] * weights, minlength=len(rows))
+        cover = np.bincount(inverse, weights=self._levels[self.data.presence[at]] * (weights * weights),
+                            minlength=len(rows))
+        at, lengths = _ranges(p_start, p_end)
+        phrases, inverse = np.unique(p.rows[at], return_inverse=True)
+        per_phrase = np.bincount(inverse, weights=p.values[at] * np.repeat(q, lengths), minlength=len(phrases))
+        owners = self._owner[phrases].astype(np.int64)
+        rows = rows.astype(np.int64)
+        if len(owners) and not np.isin(owners, rows, assume_unique=False).all():
+            every = np.union1d(rows, owners)
+            doc, cover = _spread(doc, rows, every), _spread(cover, rows, every)
+            rows = every
+        best = np.zeros(len(rows))
+        np.maximum.at(best, np.searchsorted(rows, owners), per_phrase)
+        return rows.tolist(), doc, cover, best
+
+    def _exact(self, rows: np.ndarray, q: np.ndarray, e_start, e_end, p_start, p_end):
+        """(doc, cover, phrase) of the given entries (ascending), each term looked up in turn."""
+        e, p = self._entries, self._phrases
+        doc, cover = np.zeros(len(rows)), np.zeros(len(rows))
+        qq = q * q
+        keys = rows.astype(e.rows.dtype)
+        for i in range(len(q)):
+            a, b = int(e_start[i]), int(e_end[i])
+            mine, theirs = _match(keys, e.rows[a:b])
+            if len(mine):
+                doc[mine] += e.values[a + theirs] * q[i]
+                cover[mine] += self._levels[self.data.presence[a + theirs]] * qq[i]
+        first = np.searchsorted(self._owner, keys, side="left")
+        last = np.searchsorted(self._owner, keys, side="right")
+        at, lengths = _ranges(first, last)
+        per_phrase = np.zeros(len(at))
+        keys = at.astype(p.rows.dtype)
+        for i in range(len(q)):
+            c, d = int(p_start[i]), int(p_end[i])
+            mine, theirs = _match(keys, p.rows[c:d])
+            if len(mine):
+                per_phrase[mine] += p.values[c + theirs] * q[i]
+        best = np.zeros(len(rows))
+        held = np.flatnonzero(lengths)
+        if len(held):
+            best[held] = np.maximum.reduceat(per_phrase, (np.cumsum(lengths) - lengths)[held])
+        return doc, cover, best
 
 
-def _columns(csc: tuple[np.ndarray, np.ndarray, np.ndarray], cols: np.ndarray, weights: np.ndarray):
-    """Rows and weighted values of the given columns: the non-zeros of matrix @ query."""
-    indptr, indices, data = csc
-    spans = [(indptr[c], indptr[c + 1]) for c in cols.tolist()]
-    rows = np.concatenate([indices[a:b] for a, b in spans])
-    vals = np.concatenate([data[a:b] * w for (a, b), w in zip(spans, weights.tolist())])
-    return rows, vals
+
+class _Candidates:
+    """Entries scored so far, in batches."""
+
+    def __init__(self):
+        self._rows: list[np.ndarray] = []
+        self._parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self._seen = np.zeros(0, dtype=np.int64)
+        self._scores: list[np.ndarray] = []
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+    def unseen(self, rows: np.ndarray) -> np.ndarray:
+        return rows[~np.isin(rows, self._seen, assume_unique=True)] if len(self._seen) else rows
+
+    def add(self, rows: np.ndarray, doc: np.ndarray, cover: np.ndarray, best: np.ndarray) -> None:
+        self._rows.append(rows)
+        self._parts.append((doc, cover, best))
+        self._scores.append(DOC_WEIGHT * doc + COVER_WEIGHT * cover + PHRASE_WEIGHT * best)
+        self._seen = np.union1d(self._seen, rows)
+
+    def kth(self, k: int) -> float:
+        """The k-th best score so far."""
+        scores = np.concatenate(self._scores)
+        return float(np.partition(scores, len(scores) - k)[len(scores) - k])
+
+    def result(self) -> tuple[list[int], np.ndarray, np.ndarray, np.ndarray]:
+        if not self._rows:
+            empty = np.zeros(0)
+            return [], empty, empty, empty
+        rows = np.concatenate(self._rows)
+        order = np.argsort(rows, kind="stable")
+        doc, cover, best = (np.concatenate(parts)[order] for parts in zip(*self._parts))
+        return rows[order].tolist(), doc, cover, best
 
 
-def _presence(field_counts: sparse.csr_matrix, weights: np.ndarray, field_doc: np.ndarray, n_docs: int) -> sparse.csr_matrix:
-    """Entry x term: the weight (scaled to at most 1) of the strongest field holding the term."""
-    presence = sparse.csr_matrix((n_docs, field_counts.shape[1]), dtype=np.float32)
-    top = float(weights.max()) or 1.0
-    for weight in sorted(set(weights.tolist())):
-        if weight <= 0:
-            continue
-        rows = np.flatnonzero(weights == weight)
-        held = _grouping(field_doc[rows], n_docs) @ field_counts[rows]
-        held.data[:] = weight / top
-        presence = presence.maximum(held)
-    return sparse.csr_matrix(presence, dtype=np.float32)
+def _bound(doc: float, cover: float, phrase: float) -> float:
+    """The most an entry can score from terms whose shares are given (sum of q*max doc value, of q*q, of
+    q*max phrasing value): a unit vector's dot product with them is also at most their length."""
+    length = float(np.sqrt(cover))
+    return (DOC_WEIGHT * min(doc, length) + COVER_WEIGHT * cover + PHRASE_WEIGHT * min(phrase, length)) * (1 + 1e-5) + 1e-9
 
 
-def _grouping(group_of: np.ndarray, n_groups: int) -> sparse.csr_matrix:
-    """The 0/1 matrix that sums rows into their groups: (groups x rows)."""
-    n = len(group_of)
-    return sparse.csr_matrix((np.ones(n, dtype=np.float32), (group_of, np.arange(n))), shape=(n_groups, n))
+def _ranges(starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The positions starts[i]..ends[i]-1 of every range, in order, and each range's length."""
+    lengths = (ends - starts).astype(np.int64)
+    total = int(lengths.sum())
+    offsets = np.cumsum(lengths) - lengths
+    return np.repeat(starts.astype(np.int64) - offsets, lengths) + np.arange(total), lengths
 
 
-def _normalize(m: sparse.spmatrix) -> sparse.csr_matrix:
-    """Scale every row to unit length."""
-    m = sparse.csr_matrix(m, dtype=np.float32)
-    norms = np.sqrt(np.asarray(m.multiply(m).sum(axis=1)).ravel())
-    norms[norms == 0] = 1.0
-    return sparse.csr_matrix(sparse.diags(1.0 / norms) @ m, dtype=np.float32)
+def _match(keys: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Positions (in keys, in rows) of the values both ascending arrays hold; the shorter one is looked up."""
+    if not len(rows) or not len(keys):
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    if len(rows) < len(keys):
+        at = np.searchsorted(keys, rows)
+        inside = np.flatnonzero(at < len(keys))
+        same = keys[at[inside]] == rows[inside]
+        return at[inside[same]], inside[same]
+    at = np.searchsorted(rows, keys)
+    inside = np.flatnonzero(at < len(rows))
+    same = rows[at[inside]] == keys[inside]
+    return inside[same], at[inside[same]]
+
+
+def _spread(values: np.ndarray, rows: np.ndarray, every: np.ndarray) -> np.ndarray:
+    out = np.zeros(len(every))
+    out[np.searchsorted(every, rows)] = values
+    return out
+
+
+def _top(scores: np.ndarray, k: int) -> list[int]:
+    """Positions of the k best positive scores, best first; ties in position (row) order."""
+    live = np.flatnonzero(scores > 0)
+    if len(live) > k:
+        chosen = scores[live]
+        kth = float(np.partition(chosen, len(chosen) - k)[len(chosen) - k])
+        above = live[chosen > kth]
+        live = np.concatenate([above, live[chosen == kth][:k - len(above)]])
+    return sorted(live.tolist(), key=lambda i: (-scores[i], i))
