@@ -121,6 +121,8 @@ SETTINGS: tuple[Setting, ...] = (
             as_count(1024, 1 << 30)),
     Setting("TRENDBOT_DB", "", "SQLite store (subscriptions, tip history, the reply inbox); "
             "empty: ~/.local/state/trendbot/trendbot.db", as_path),
+    Setting("TRENDBOT_CACHE_DIR", "", "folder for the built index (a file per knowledge version) and the English word "
+            "list; empty: ~/.cache/trendbot (XDG_CACHE_HOME)", as_path),
     Setting("TRENDBOT_LOG_FORMAT", "text", "text or json (one JSON object per line)", as_choice("text", "json")),
     Setting("TRENDBOT_LOG_LEVEL", "info", "debug, info, warning or error", as_choice("debug", "info", "warning", "error")),
     Setting("TRENDBOT_LOG_QUESTIONS", "false", "true puts the text of questions in the logs (off for privacy)", as_flag),

@@ -18,16 +18,20 @@ NINE_UTC = dt.datetime(2026, 5, 4, 9, 0, tzinfo=UTC)  # the daily-tip tests' "no
 
 @pytest.fixture(scope="session", autouse=True)
 def private_state(tmp_path_factory):
-    """No test, and no process a test starts, touches the user's own store (~/.local/state)."""
+    """No test, and no process a test starts, touches the user's own store (~/.local/state) or
+    cache (~/.cache: built indexes); the processes of one run share a cache, as one user's do."""
     import os
 
-    old = os.environ.get("XDG_STATE_HOME")
+    saved = {name: os.environ.get(name) for name in ("XDG_STATE_HOME", "XDG_CACHE_HOME", "TRENDBOT_CACHE_DIR")}
     os.environ["XDG_STATE_HOME"] = str(tmp_path_factory.mktemp("state"))
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("cache"))
+    os.environ.pop("TRENDBOT_CACHE_DIR", None)
     yield
-    if old is None:
-        os.environ.pop("XDG_STATE_HOME", None)
-    else:
-        os.environ["XDG_STATE_HOME"] = old
+    for name, old in saved.items():
+        if old is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = old
 
 
 @pytest.fixture(scope="session")

@@ -11,9 +11,11 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from adapters.inbox import Inbox
+from bot import analysis
 from bot import knowledge as knowledge_base
 from bot.config import Config, read
 from bot.core import TrendBot
+from bot.index_cache import IndexCache
 from bot.learning import Learning
 from bot.sqlite_store import SQLiteStore
 from bot.store import Store
@@ -64,6 +66,20 @@ def default_db(environ: Mapping[str, str]) -> Path:
     return base / "trendbot" / "trendbot.db"
 
 
+def cache_dir(config: Config) -> Path:
+    """TRENDBOT_CACHE_DIR, or trendbot/ in the user's cache directory: built indexes, the English word list."""
+    if config["TRENDBOT_CACHE_DIR"]:
+        return Path(config["TRENDBOT_CACHE_DIR"])
+    environ = config.environ
+    if os.name == "nt" and environ.get("LOCALAPPDATA"):
+        base = Path(environ["LOCALAPPDATA"])
+    elif environ.get("XDG_CACHE_HOME"):
+        base = Path(environ["XDG_CACHE_HOME"])
+    else:
+        base = Path(os.path.expanduser("~")) / ".cache"
+    return base / "trendbot"
+
+
 def open_db(config: Config) -> Store:
     """The store TRENDBOT_DB names (or the default one); StoreError names the setting."""
     target = config[DB]
@@ -99,7 +115,9 @@ def bot(kb: knowledge_base.Knowledge, config: Config, store: Store | Callable[[]
     learned: dict[str, tuple[str, ...]] = {}
     if not callable(store) or hasattr(store, "record_question") or db_exists(config):
         learned = learning.phrasings()
-    bot = TrendBot(kb, learned=learned)
+    folder = cache_dir(config)
+    analysis.cache_folder = folder
+    bot = TrendBot(kb, learned=learned, cache=IndexCache(folder))
     bot.enable_tips(learning.store_or_opener if not callable(learning.store_or_opener) else _shared(learning),
                     catch_up=dt.timedelta(hours=config["TRENDBOT_TIPS_CATCH_UP_HOURS"]))
     bot.enable_learning(learning)
