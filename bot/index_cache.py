@@ -36,7 +36,8 @@ log = logging.getLogger(__name__)
 FORMAT = 1  # bump when the arrays, their meaning or the way they are fitted changes
 KEEP = 4  # index files kept in a folder, the most recently used: switching back to a version stays warm
 # The libraries whose versions can change a fitted index: (module, distribution as its dist-info spells it).
-LIBRARIES = (("sklearn", "scikit_learn"), ("scipy", "scipy"), ("snowballstemmer", "snowballstemmer"))
+LIBRARIES = (("sklearn", "scikit_learn"), ("scipy", "scipy"), ("snowballstemmer", "snowballstemmer"),
+             ("Stemmer", "pystemmer"))
 
 
 class IndexCache:

@@ -273,52 +273,51 @@ class Index:
                ) -> tuple[list[int], np.ndarray, np.ndarray, np.ndarray]:
         """(rows, doc, cover, phrase) of candidate entries, rows ascending: every entry that can be in the top k.
 
-        A query whose terms have few postings reads them all at once. Otherwise the terms with
-        the shortest postings are opened first, and opening stops as soon as the k-th best score
-        found beats what the unopened terms could give an entry that holds only them (their
-        shares of the query bound all three scores): the long postings of common words are then
-        only looked up for the candidates, never read whole.
+        A query whose terms have few postings reads them all. Otherwise its terms are opened
+        shortest postings first, until the k-th best score from the opened terms alone beats what
+        the unopened ones could give an entry holding only them (their share of the query bounds
+        each of the three scores). The candidates are the entries of the opened postings; the
+        long postings of common words are only looked up for them, never read whole. Either way a
+        score adds up its terms in the query's order, so both ways give the same bits.
         """
         e, p = self._entries, self._phrases
-        e_start, e_end = e.indptr[cols], e.indptr[cols + 1]
-        p_start, p_end = p.indptr[cols], p.indptr[cols + 1]
-        sizes = (e_end - e_start) + (p_end - p_start)
+        spans = (e.indptr[cols], e.indptr[cols + 1], p.indptr[cols], p.indptr[cols + 1])
+        sizes = (spans[1] - spans[0]) + (spans[3] - spans[2])
+        every = np.arange(len(cols))
         if int(sizes.sum()) <= gather_limit:
-            return self._gathered(q, e_start, e_end, p_start, p_end)
-        qq = (q * q).astype(np.float64)
+            return self._gathered(q, spans, every)
+        order = np.argsort(sizes, kind="stable")
         q64 = q.astype(np.float64)
-        doc_part = q64 * self.data.doc_max[cols]
-        phrase_part = q64 * self.data.phrase_max[cols]
-        order = np.argsort(sizes, kind="stable").tolist()
-        found = _Candidates()
-        for step, term in enumerate(order):
-            if len(found) >= k:
-                rest = order[step:]
-                if found.kth(k) > _bound(doc_part[rest].sum(), qq[rest].sum(), phrase_part[rest].sum()):
-                    break
-            a, b = int(e_start[term]), int(e_end[term])
-            c, d = int(p_start[term]), int(p_end[term])
-            new = np.union1d(e.rows[a:b], self._owner[p.rows[c:d]]).astype(np.int64)
-            new = found.unseen(new)
-            if len(new):
-                found.add(new, *self._exact(new, q, e_start, e_end, p_start, p_end))
-        return found.result()
+        doc_part, phrase_part = q64 * self.data.doc_max[cols], q64 * self.data.phrase_max[cols]
+        share = q64 * q64
+        opened = max(1, int(np.searchsorted(np.cumsum(sizes[order]), gather_limit, side="right")))
+        while True:
+            found = self._gathered(q, spans, np.sort(order[:opened]))
+            rest = order[opened:]
+            if not len(rest):
+                return found
+            if len(found[0]) >= k:
+                partial = DOC_WEIGHT * found[1] + COVER_WEIGHT * found[2] + PHRASE_WEIGHT * found[3]
+                kth = float(np.partition(partial, len(partial) - k)[len(partial) - k])
+                if kth > _bound(doc_part[rest].sum(), share[rest].sum(), phrase_part[rest].sum()):
+                    return self._exact(np.asarray(found[0], dtype=np.int64), q, spans, np.sort(order[:opened]))
+            opened += 1
 
-    def _gathered(self, q, e_start, e_end, p_start, p_end):
-        """Scores from reading every posting of the query's terms (few of them)."""
+    def _gathered(self, q: np.ndarray, spans, terms: np.ndarray):
+        """Scores from every posting of the given terms (positions in the query, ascending)."""
         e, p = self._entries, self._phrases
-        at, lengths = _ranges(e_start, e_end)
-        rows, inverse = np.unique(e.rows[at], return_inverse=True)
-        weights = np.repeat(q, lengths)
-        doc = np.bincount(inverse, weights=e.values[at] * weights, minlength=len(rows))
-        cover = np.bincount(inverse, weights=self._levels[self.data.presence[at]] * (weights * weights),
-                            minlength=len(rows))
-        at, lengths = _ranges(p_start, p_end)
-        phrases, inverse = np.unique(p.rows[at], return_inverse=True)
-        per_phrase = np.bincount(inverse, weights=p.values[at] * np.repeat(q, lengths), minlength=len(phrases))
+        weights = q[terms]
+        at, lengths = _ranges(spans[0][terms], spans[1][terms])
+        rows, inverse = _group(e.rows[at])
+        each = np.repeat(weights, lengths)
+        doc = np.bincount(inverse, weights=e.values[at] * each, minlength=len(rows))
+        cover = np.bincount(inverse, weights=self._levels[self.data.presence[at]] * (each * each), minlength=len(rows))
+        at, lengths = _ranges(spans[2][terms], spans[3][terms])
+        phrases, inverse = _group(p.rows[at])
+        per_phrase = np.bincount(inverse, weights=p.values[at] * np.repeat(weights, lengths), minlength=len(phrases))
         owners = self._owner[phrases].astype(np.int64)
         rows = rows.astype(np.int64)
-        if len(owners) and not np.isin(owners, rows, assume_unique=False).all():
+        if len(owners) and not np.isin(owners, rows).all():
             every = np.union1d(rows, owners)
             doc, cover = _spread(doc, rows, every), _spread(cover, rows, every)
             rows = every
@@ -326,70 +325,48 @@ class Index:
         np.maximum.at(best, np.searchsorted(rows, owners), per_phrase)
         return rows.tolist(), doc, cover, best
 
-    def _exact(self, rows: np.ndarray, q: np.ndarray, e_start, e_end, p_start, p_end):
-        """(doc, cover, phrase) of the given entries (ascending), each term looked up in turn."""
+    def _exact(self, rows: np.ndarray, q: np.ndarray, spans, opened: np.ndarray):
+        """(rows, doc, cover, phrase) of the given entries (ascending): the opened terms' postings read
+        whole, every other term's looked up; each score summed over the terms in the query's order."""
         e, p = self._entries, self._phrases
-        doc, cover = np.zeros(len(rows)), np.zeros(len(rows))
-        qq = q * q
+        m, qq = len(q), q * q
+        closed = np.setdiff1d(np.arange(m), opened)
+        doc, cover = np.zeros((m, len(rows))), np.zeros((m, len(rows)))
+        at, lengths = _ranges(spans[0][opened], spans[1][opened])
+        term = np.repeat(opened, lengths)
+        where = np.searchsorted(rows, e.rows[at].astype(np.int64))
+        doc[term, where] = e.values[at] * q[term]
+        cover[term, where] = self._levels[self.data.presence[at]] * qq[term]
         keys = rows.astype(e.rows.dtype)
-        for i in range(len(q)):
-            a, b = int(e_start[i]), int(e_end[i])
+        for i in closed.tolist():
+            a, b = int(spans[0][i]), int(spans[1][i])
             mine, theirs = _match(keys, e.rows[a:b])
-            if len(mine):
-                doc[mine] += e.values[a + theirs] * q[i]
-                cover[mine] += self._levels[self.data.presence[a + theirs]] * qq[i]
+            doc[i, mine] = e.values[a + theirs] * q[i]
+            cover[i, mine] = self._levels[self.data.presence[a + theirs]] * qq[i]
         first = np.searchsorted(self._owner, keys, side="left")
-        last = np.searchsorted(self._owner, keys, side="right")
-        at, lengths = _ranges(first, last)
-        per_phrase = np.zeros(len(at))
-        keys = at.astype(p.rows.dtype)
-        for i in range(len(q)):
-            c, d = int(p_start[i]), int(p_end[i])
+        phrases, counts = _ranges(first, np.searchsorted(self._owner, keys, side="right"))
+        per_phrase = np.zeros((m, len(phrases)))
+        at, lengths = _ranges(spans[2][opened], spans[3][opened])
+        term = np.repeat(opened, lengths)
+        per_phrase[term, np.searchsorted(phrases, p.rows[at].astype(np.int64))] = p.values[at] * q[term]
+        keys = phrases.astype(p.rows.dtype)
+        for i in closed.tolist():
+            c, d = int(spans[2][i]), int(spans[3][i])
             mine, theirs = _match(keys, p.rows[c:d])
-            if len(mine):
-                per_phrase[mine] += p.values[c + theirs] * q[i]
+            per_phrase[i, mine] = p.values[c + theirs] * q[i]
         best = np.zeros(len(rows))
-        held = np.flatnonzero(lengths)
+        held = np.flatnonzero(counts)
         if len(held):
-            best[held] = np.maximum.reduceat(per_phrase, (np.cumsum(lengths) - lengths)[held])
-        return doc, cover, best
+            best[held] = np.maximum.reduceat(_sum_rows(per_phrase), (np.cumsum(counts) - counts)[held])
+        return rows.tolist(), _sum_rows(doc), _sum_rows(cover), best
 
 
-
-class _Candidates:
-    """Entries scored so far, in batches."""
-
-    def __init__(self):
-        self._rows: list[np.ndarray] = []
-        self._parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-        self._seen = np.zeros(0, dtype=np.int64)
-        self._scores: list[np.ndarray] = []
-
-    def __len__(self) -> int:
-        return len(self._seen)
-
-    def unseen(self, rows: np.ndarray) -> np.ndarray:
-        return rows[~np.isin(rows, self._seen, assume_unique=True)] if len(self._seen) else rows
-
-    def add(self, rows: np.ndarray, doc: np.ndarray, cover: np.ndarray, best: np.ndarray) -> None:
-        self._rows.append(rows)
-        self._parts.append((doc, cover, best))
-        self._scores.append(DOC_WEIGHT * doc + COVER_WEIGHT * cover + PHRASE_WEIGHT * best)
-        self._seen = np.union1d(self._seen, rows)
-
-    def kth(self, k: int) -> float:
-        """The k-th best score so far."""
-        scores = np.concatenate(self._scores)
-        return float(np.partition(scores, len(scores) - k)[len(scores) - k])
-
-    def result(self) -> tuple[list[int], np.ndarray, np.ndarray, np.ndarray]:
-        if not self._rows:
-            empty = np.zeros(0)
-            return [], empty, empty, empty
-        rows = np.concatenate(self._rows)
-        order = np.argsort(rows, kind="stable")
-        doc, cover, best = (np.concatenate(parts)[order] for parts in zip(*self._parts))
-        return rows[order].tolist(), doc, cover, best
+def _sum_rows(parts: np.ndarray) -> np.ndarray:
+    """The terms' contributions added one term after another, in the query's order (as bincount adds them)."""
+    total = np.zeros(parts.shape[1])
+    for row in parts:
+        total += row
+    return total
 
 
 def _bound(doc: float, cover: float, phrase: float) -> float:
@@ -397,6 +374,18 @@ def _bound(doc: float, cover: float, phrase: float) -> float:
     q*max phrasing value): a unit vector's dot product with them is also at most their length."""
     length = float(np.sqrt(cover))
     return (DOC_WEIGHT * min(doc, length) + COVER_WEIGHT * cover + PHRASE_WEIGHT * min(phrase, length)) * (1 + 1e-5) + 1e-9
+
+
+def _group(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct values, ascending, and where each value is among them (np.unique's, by one stable sort)."""
+    order = np.argsort(values, kind="stable")
+    ordered = values[order]
+    new = np.empty(len(values), dtype=bool)
+    new[:1] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=new[1:])
+    inverse = np.empty(len(values), dtype=np.int64)
+    inverse[order] = np.cumsum(new) - 1
+    return ordered[new], inverse
 
 
 def _ranges(starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
