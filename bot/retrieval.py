@@ -31,7 +31,7 @@ from bot.postings import IndexData
 DOC_WEIGHT, PHRASE_WEIGHT, COVER_WEIGHT = 0.25, 0.40, 0.35
 COVERAGE_POWER = 1.5  # how hard unknown words pull the score down
 ENGLISH_MIN_FREQUENCY = 100  # a word this common in English is a word, not a typo to correct
-GATHER_LIMIT = 20_000  # postings a query reads at once; above it, terms are opened shortest first
+GATHER_LIMIT = 5_000  # postings a query reads at once; above it, terms are opened shortest first
 
 
 @dataclass(frozen=True)
@@ -163,6 +163,8 @@ class Index:
         self._entries, self._phrases = data.entries, data.phrases
         self._levels = data.presence_levels
         self._owner = data.phrase_owner
+        # Where each entry's phrasings start (they are grouped by entry), and end at the next's start.
+        self._phrase_start = np.concatenate(([0], np.cumsum(np.bincount(data.phrase_owner, minlength=len(self.ids)))))
         self.known_words = dict(zip(data.words, data.word_counts.tolist()))  # surface word -> how many documents use it
         # Correction candidates by (length, first letter) and (length, second letter): a typo
         # rarely changes both of a word's first two letters, and small buckets keep it fast.
@@ -276,8 +278,9 @@ class Index:
         A query whose terms have few postings reads them all. Otherwise its terms are opened
         shortest postings first, until the k-th best score from the opened terms alone beats what
         the unopened ones could give an entry holding only them (their share of the query bounds
-        each of the three scores). The candidates are the entries of the opened postings; the
-        long postings of common words are only looked up for them, never read whole. Either way a
+        each of the three scores). The candidates are the entries of the opened postings that the
+        unopened terms could still lift to the k-th best; the long postings of common words are
+        only looked up for them, never read whole. Either way a
         score adds up its terms in the query's order, so both ways give the same bits.
         """
         e, p = self._entries, self._phrases
@@ -299,8 +302,12 @@ class Index:
             if len(found[0]) >= k:
                 partial = DOC_WEIGHT * found[1] + COVER_WEIGHT * found[2] + PHRASE_WEIGHT * found[3]
                 kth = float(np.partition(partial, len(partial) - k)[len(partial) - k])
-                if kth > _bound(doc_part[rest].sum(), share[rest].sum(), phrase_part[rest].sum()):
-                    return self._exact(np.asarray(found[0], dtype=np.int64), q, spans, np.sort(order[:opened]))
+                more = _bound(doc_part[rest].sum(), share[rest].sum(), phrase_part[rest].sum())
+                if kth > more:
+                    # An entry whose opened terms leave it short of the k-th best even with the most
+                    # the unopened ones could add is out already: only the others are scored in full.
+                    rows = np.asarray(found[0], dtype=np.int64)[partial + more >= kth]
+                    return self._exact(rows, q, spans, np.sort(order[:opened]))
             opened += 1
 
     def _gathered(self, q: np.ndarray, spans, terms: np.ndarray):
@@ -317,12 +324,14 @@ class Index:
         per_phrase = np.bincount(inverse, weights=p.values[at] * np.repeat(weights, lengths), minlength=len(phrases))
         owners = self._owner[phrases].astype(np.int64)
         rows = rows.astype(np.int64)
-        if len(owners) and not np.isin(owners, rows).all():
+        at = np.searchsorted(rows, owners)
+        if len(owners) and (int(at.max()) >= len(rows) or not np.array_equal(rows[at], owners)):
             every = np.union1d(rows, owners)
             doc, cover = _spread(doc, rows, every), _spread(cover, rows, every)
             rows = every
+            at = np.searchsorted(rows, owners)
         best = np.zeros(len(rows))
-        np.maximum.at(best, np.searchsorted(rows, owners), per_phrase)
+        np.maximum.at(best, at, per_phrase)
         return rows.tolist(), doc, cover, best
 
     def _exact(self, rows: np.ndarray, q: np.ndarray, spans, opened: np.ndarray):
@@ -334,7 +343,7 @@ class Index:
         doc, cover = np.zeros((m, len(rows))), np.zeros((m, len(rows)))
         at, lengths = _ranges(spans[0][opened], spans[1][opened])
         term = np.repeat(opened, lengths)
-        where = np.searchsorted(rows, e.rows[at].astype(np.int64))
+        where, at, term = _among(rows, e.rows[at].astype(np.int64), at, term)
         doc[term, where] = e.values[at] * q[term]
         cover[term, where] = self._levels[self.data.presence[at]] * qq[term]
         keys = rows.astype(e.rows.dtype)
@@ -343,12 +352,12 @@ class Index:
             mine, theirs = _match(keys, e.rows[a:b])
             doc[i, mine] = e.values[a + theirs] * q[i]
             cover[i, mine] = self._levels[self.data.presence[a + theirs]] * qq[i]
-        first = np.searchsorted(self._owner, keys, side="left")
-        phrases, counts = _ranges(first, np.searchsorted(self._owner, keys, side="right"))
+        phrases, counts = _ranges(self._phrase_start[rows], self._phrase_start[rows + 1])
         per_phrase = np.zeros((m, len(phrases)))
         at, lengths = _ranges(spans[2][opened], spans[3][opened])
         term = np.repeat(opened, lengths)
-        per_phrase[term, np.searchsorted(phrases, p.rows[at].astype(np.int64))] = p.values[at] * q[term]
+        where, at, term = _among(phrases, p.rows[at].astype(np.int64), at, term)
+        per_phrase[term, where] = p.values[at] * q[term]
         keys = phrases.astype(p.rows.dtype)
         for i in closed.tolist():
             c, d = int(spans[2][i]), int(spans[3][i])
@@ -359,6 +368,14 @@ class Index:
         if len(held):
             best[held] = np.maximum.reduceat(_sum_rows(per_phrase), (np.cumsum(counts) - counts)[held])
         return rows.tolist(), _sum_rows(doc), _sum_rows(cover), best
+
+
+def _among(rows: np.ndarray, found: np.ndarray, at: np.ndarray, term: np.ndarray):
+    """Where in `rows` (ascending) each found row is, keeping only those it holds (with their `at` and `term`)."""
+    where = np.searchsorted(rows, found)
+    held = where < len(rows)
+    held[held] = rows[where[held]] == found[held]
+    return where[held], at[held], term[held]
 
 
 def _sum_rows(parts: np.ndarray) -> np.ndarray:
