@@ -6,12 +6,11 @@ processes sharing the database, produce one post per channel per local day.
 """
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from bot.events import emit
 from bot.knowledge import Knowledge, Tip, Trend
@@ -20,6 +19,9 @@ from bot.replies import Reply, SourceRef, Suggestion
 from bot.schedule import (CATCH_UP, DEFAULT_TIME, DEFAULT_ZONE, UTC, Subscription, choose_tip, due,
                           local_date, next_post, parse_time, parse_zone, zones_named)
 from bot.store import Store
+
+if TYPE_CHECKING:  # asyncio only where the loop runs: `trendbot ask` never starts one
+    import asyncio
 
 log = logging.getLogger(__name__)
 
@@ -234,6 +236,8 @@ class DailyTips:
             self.store.release_post(*key)
             return PostResult(*key, None, "no-tips")
         where = dict(platform=sub.platform, channel=sub.channel_id, tip_id=tip.id)
+        import asyncio  # loaded already: a coroutine is running
+
         try:
             await poster.post(sub.channel_id, tip_reply(kb, tip, daily=True))
         except asyncio.CancelledError:  # stopped mid-post: the claim goes back rather than wait out its timeout
@@ -263,6 +267,8 @@ class DailyTips:
     async def run(self, posters: Mapping[str, Poster], stop: asyncio.Event,
                   sleep: Callable[[float], Awaitable[object]] | None = None, tick: float = TICK) -> None:
         """Post what is due every `tick` seconds until `stop` is set; errors are logged, not raised."""
+        import asyncio  # loaded already: a coroutine is running
+
         while not stop.is_set():
             try:
                 await self.run_once(posters, stop=stop)

@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="trendbot", description="Answers questions about backend-development trends.")
-    p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    p.add_argument("--version", action=_Version, help="show the version and exit")
     p.add_argument("--knowledge", metavar="DIR",
                    default=os.path.expanduser(os.environ.get("TRENDBOT_KNOWLEDGE", "")) or None,
                    help="knowledge folder (default: the one shipped with trendbot; env TRENDBOT_KNOWLEDGE)")
@@ -70,6 +70,16 @@ def _parser() -> argparse.ArgumentParser:
                          "DISCORD_GUILD_ID)")
     dc.add_argument("--config", metavar="FILE", help="YAML settings file; the environment overrides it")
     return p
+
+
+class _Version(argparse.Action):
+    """--version, looked up only when asked for (importlib.metadata costs a start ~20 ms)."""
+
+    def __init__(self, option_strings, dest, help=None):
+        super().__init__(option_strings, dest, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        parser.exit(message=f"{parser.prog} {_version()}\n")
 
 
 def _version() -> str:

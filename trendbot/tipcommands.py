@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import datetime as dt
 import os
@@ -88,6 +87,8 @@ def _run_once(tips: DailyTips, when: str | None) -> int:
         for problem in problems:
             print(f"trendbot tips: {problem}", file=sys.stderr)
         return 2
+    import asyncio  # only `tips run-once` starts a loop; this module is imported by every command
+
     try:
         results = asyncio.run(post_due(tips, config, now.astimezone(UTC)))
     except SettingsError as exc:

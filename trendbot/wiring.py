@@ -9,8 +9,8 @@ import datetime as dt
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from adapters.inbox import Inbox
 from bot import analysis
 from bot import knowledge as knowledge_base
 from bot.config import Config, read
@@ -20,6 +20,9 @@ from bot.learning import Learning
 from bot.sqlite_store import SQLiteStore
 from bot.store import Store
 from trendbot import registry
+
+if TYPE_CHECKING:  # the inbox brings asyncio: only the runner needs it, not `trendbot ask`
+    from adapters.inbox import Inbox
 
 DB = "TRENDBOT_DB"
 
@@ -94,6 +97,8 @@ def db_opener(config: Config) -> Callable[[], Store]:
 
 def inbox(store: Store, platform: str, config: Config) -> Inbox:
     """One platform's reply inbox over the store, with the lease and window the settings give."""
+    from adapters.inbox import Inbox
+
     return Inbox(store, platform, lease=config["TRENDBOT_INBOX_LEASE"], useful_for=config["TRENDBOT_REPLY_WINDOW"])
 
 
