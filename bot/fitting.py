@@ -57,11 +57,12 @@ def fit(documents: Sequence[Document], analyzer: Analyzer) -> IndexData:
     terms = _Terms(texts, analyzer, np.asarray(field_doc, dtype=np.int64)[np.asarray(text_field, dtype=np.int64)],
                    n_docs, prune=n_docs >= PRUNE_FROM)
     counts = terms.counts
+    phrase_counts = counts[np.asarray(phrase_texts, dtype=np.int64)]
     n_fields = len(field_doc)
     to_field = _grouping(np.asarray(text_field), n_fields)
     to_doc = _grouping(np.asarray(field_doc), n_docs)
     field_counts = to_field @ counts
-    del counts
+    del counts, terms.counts
     tfidf = TfidfTransformer(sublinear_tf=True, norm="l2").fit(to_doc @ field_counts)
     weights = np.asarray(field_weights, dtype=np.float32)
 
@@ -70,7 +71,6 @@ def fit(documents: Sequence[Document], analyzer: Analyzer) -> IndexData:
     del fields
     presence = _csc(_presence(field_counts, weights, np.asarray(field_doc), n_docs))
     del field_counts
-    phrase_counts = terms.counts_of(np.asarray(phrase_texts, dtype=np.int64))
     phrases = _csc(tfidf.transform(phrase_counts) if phrase_texts else sparse.csr_matrix((0, terms.columns)))
     if not (np.array_equal(docs.indptr, presence.indptr) and np.array_equal(docs.indices, presence.indices)):
         raise AssertionError("an entry's vector and its field presence must hold the same terms")
@@ -98,91 +98,87 @@ def fit(documents: Sequence[Document], analyzer: Analyzer) -> IndexData:
 
 class _Terms:
     """The terms of every text, numbered: unigram stems by a dict, bigrams as pairs of unigram ids in
-    numpy, so a large corpus never holds a string per bigram."""
+    numpy, so a large corpus never holds a string per bigram. Texts are read in chunks that end
+    where a document does, so the tokens of the whole corpus are never strings at once."""
 
     def __init__(self, texts: list[str], analyzer: Analyzer, text_doc: np.ndarray, n_docs: int, prune: bool):
         word: defaultdict[str, int] = defaultdict()
         word.default_factory = word.__len__  # a new token gets the next id: C-level lookups
-        chunks = []
-        for at in range(0, len(texts), CHUNK):
-            tokens = analyzer.tokens(texts[at:at + CHUNK])
-            chunks.append(np.fromiter(map(word.__getitem__, tokens), dtype=np.int64, count=len(tokens)))
-        tokens = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int64)
-        del chunks
-        names = list(word)
-        # Stems get ids in order of first use: the order their first words got theirs.
         unigram: dict[str, int] = {}
-        stem_of = np.full(len(names), -1, dtype=np.int64)
-        for i, name in enumerate(names):
-            if name != SEPARATOR and not dropped(name):
-                stem_of[i] = unigram.setdefault(stem(name), len(unigram))
-        ends = tokens == word.get(SEPARATOR, -1)
-        text_of = np.cumsum(ends) - ends
-        kept = stem_of[tokens] >= 0
-        surface, text_of_token = tokens[kept], text_of[kept]
-        del tokens, ends, text_of, kept
-        ids = stem_of[surface]
-        self.unigrams = tuple(unigram)
-        u = len(self.unigrams)
-        length = np.bincount(text_of_token, minlength=len(texts)).astype(np.int64)
-        # The words of each document (for typo correction): how many documents use each, most first.
-        pairs = _unique(text_doc[text_of_token] * max(1, len(word)) + surface)[0]
-        doc_counts = np.bincount(pairs % max(1, len(word)), minlength=len(word))
+        stem_of: list[int] = []  # per word id: its stem's id, -1 for stop words and the separator
+        doc_counts = np.zeros(0, dtype=np.int64)  # per word id: how many documents use it
+        id_parts, text_parts = [], []
+        at = 0
+        while at < len(texts):
+            end = min(len(texts), at + CHUNK)
+            while end < len(texts) and text_doc[end] == text_doc[end - 1]:
+                end += 1  # a document's texts stay in one chunk
+            tokens = analyzer.tokens(texts[at:end])
+            words = np.fromiter(map(word.__getitem__, tokens), dtype=np.int32, count=len(tokens))
+            del tokens
+            # Stems get ids in order of first use: the order their first words got theirs.
+            for name in list(word)[len(stem_of):]:
+                stem_of.append(-1 if name == SEPARATOR or dropped(name) else unigram.setdefault(stem(name), len(unigram)))
+            stems = np.asarray(stem_of, dtype=np.int32)[words]
+            ends = words == word[SEPARATOR]
+            text = (np.cumsum(ends, dtype=np.int32) - ends + at)
+            kept = stems >= 0
+            id_parts.append(stems[kept])
+            text_parts.append(text[kept])
+            # The words of each document (for typo correction): distinct (document, word) pairs.
+            pairs = _unique(text_doc[text[kept]].astype(np.int64) << 31 | words[kept])[0]
+            doc_counts = np.concatenate([doc_counts, np.zeros(len(stem_of) - len(doc_counts), dtype=np.int64)])
+            doc_counts += np.bincount((pairs & (2**31 - 1)).astype(np.int64), minlength=len(stem_of))
+            del words, stems, ends, text, kept, pairs
+            at = end
+        names = list(word)
         ranked = np.argsort(-doc_counts, kind="stable")  # ties: first used first
         ranked = ranked[doc_counts[ranked] > 0]  # not stop words
         self.words = tuple(names[i] for i in ranked.tolist())
         self.word_counts = doc_counts[ranked].astype(np.int32)
-        del pairs, surface, names
+        del names, ranked
+        ids = np.concatenate(id_parts) if id_parts else np.zeros(0, dtype=np.int32)
+        text_of = np.concatenate(text_parts) if text_parts else np.zeros(0, dtype=np.int32)
+        del id_parts, text_parts
+        self.unigrams = tuple(unigram)
+        u = len(self.unigrams)
+        length = np.bincount(text_of, minlength=len(texts)).astype(np.int64)
 
-        # Where each term occurs in the stream of every text's unigrams and then its bigrams (the
-        # order columns are numbered in), and in which text.
+        # Columns are numbered by first use in the stream of every text's unigrams, then its bigrams.
         start = np.cumsum(length) - length  # first token of each text
         base = np.cumsum(np.maximum(2 * length - 1, 0)) - np.maximum(2 * length - 1, 0)
-        token_at = np.repeat(base - start, length) + np.arange(len(ids))
-        follows = np.ones(len(ids), dtype=bool)
-        follows[start[length > 0]] = False  # a text's first token starts no bigram with the one before
-        second = np.flatnonzero(follows)
-        keys = ids[second - 1] * u + ids[second]
-        bigram_at = np.repeat(base + length - start - 1, length)[second] + second
-        bigram_text = text_of_token[second]
-        del follows
-        found, first, inverse, seen = _unique(keys)
-        kept = seen > 1 if prune else np.ones(len(found), dtype=bool)
-        # Columns: every unigram and kept bigram, by first position in the stream.
         # Ids are given in order of first use, so a unigram's first use is where the running maximum grows.
         grows = np.flatnonzero(np.diff(np.maximum.accumulate(ids), prepend=-1) > 0) if len(ids) else ids
-        unigram_first = token_at[grows]
-        firsts = np.concatenate([unigram_first, bigram_at[first[kept]]])
-        column = np.empty(len(firsts), dtype=np.int64)
-        column[np.argsort(firsts, kind="stable")] = np.arange(len(firsts))
+        unigram_first = base[text_of[grows]] - start[text_of[grows]] + grows
+        # Bigram p joins tokens p and p + 1 of one text.
+        same = text_of[1:] == text_of[:-1]
+        keys = (ids[:-1].astype(np.int64) * u + ids[1:])[same]
+        found, first, inverse, seen = _unique(keys)
+        del keys
+        at = np.flatnonzero(same)[first]
+        bigram_first = base[text_of[at]] + length[text_of[at]] + at - start[text_of[at]]
+        kept = seen > 1 if prune else np.ones(len(found), dtype=bool)
+        firsts = np.concatenate([unigram_first, bigram_first[kept]])
+        column = np.empty(len(firsts), dtype=np.int32)
+        column[np.argsort(firsts, kind="stable")] = np.arange(len(firsts), dtype=np.int32)
         self.columns = len(firsts)
-        self.unigram_columns = column[:u].astype(np.int32)
+        self.unigram_columns = column[:u]
         self.bigram_keys = found[kept]
-        self.bigram_columns = column[u:].astype(np.int32)
-        bigram_column = np.full(len(found), -1, dtype=np.int64)
+        self.bigram_columns = column[u:]
+        bigram_column = np.full(len(found), -1, dtype=np.int32)
         bigram_column[kept] = column[u:]
-        occurrence_column = bigram_column[inverse.ravel()]
-        keep = occurrence_column >= 0
-        self._rows = np.concatenate([text_of_token, bigram_text[keep]])
-        self._cols = np.concatenate([column[ids], occurrence_column[keep]])
-        self._texts = len(texts)
-        self.counts = self._matrix(self._rows, self._cols, len(texts))
-
-    def _matrix(self, rows: np.ndarray, cols: np.ndarray, n_rows: int) -> sparse.csr_matrix:
-        m = sparse.csr_matrix((np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=(n_rows, self.columns))
-        m.sum_duplicates()
-        m.sort_indices()
-        return m
-
-    def counts_of(self, texts: np.ndarray) -> sparse.csr_matrix:
-        """The term counts of some texts (rows in the given order)."""
-        if not len(texts):
-            return sparse.csr_matrix((0, self.columns), dtype=np.float32)
-        where = np.full(self._texts, -1, dtype=np.int64)
-        where[texts] = np.arange(len(texts))
-        mine = where[self._rows]
-        keep = mine >= 0
-        return self._matrix(mine[keep], self._cols[keep], len(texts))
+        del found, first, seen, kept
+        occurrence = bigram_column[inverse]
+        del inverse, bigram_column
+        keep = occurrence >= 0
+        rows = np.concatenate([text_of, text_of[:-1][same][keep]])
+        cols = np.concatenate([column[ids], occurrence[keep]])
+        del same, occurrence, keep, ids, text_of
+        self.counts = sparse.csr_matrix((np.ones(len(rows), dtype=np.float32), (rows, cols)),
+                                        shape=(len(texts), self.columns))
+        del rows, cols
+        self.counts.sum_duplicates()
+        self.counts.sort_indices()
 
 
 def _unique(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
