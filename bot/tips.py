@@ -10,7 +10,7 @@ import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from bot.events import emit
 from bot.knowledge import Knowledge, Tip, Trend
@@ -19,6 +19,7 @@ from bot.replies import Reply, SourceRef, Suggestion
 from bot.schedule import (CATCH_UP, DEFAULT_TIME, DEFAULT_ZONE, UTC, Subscription, choose_tip, due,
                           local_date, next_post, parse_time, parse_zone, zones_named)
 from bot.store import Store
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # asyncio only where the loop runs: `trendbot ask` never starts one
     import asyncio
