@@ -15,7 +15,7 @@ from scipy import sparse
 from sklearn.feature_extraction.text import TfidfTransformer
 
 from bot.analysis import SEPARATOR, Analyzer, dropped, stem
-from bot.postings import IndexData, Postings, row_dtype
+from bot.postings import IndexData, Postings, column_max, row_dtype
 from bot.retrieval import Document, Index
 
 
@@ -75,6 +75,7 @@ def fit(documents: Sequence[Document], analyzer: Analyzer) -> IndexData:
     if not (np.array_equal(docs.indptr, presence.indptr) and np.array_equal(docs.indices, presence.indices)):
         raise AssertionError("an entry's vector and its field presence must hold the same terms")
     levels, _, codes, _ = _unique(presence.data)
+    entries, phrase_postings = _postings(docs, row_dtype(n_docs)), _postings(phrases, row_dtype(len(owners)))
     row = row_dtype(n_docs)
     return IndexData(
         ids=tuple(d.id for d in documents),
@@ -84,13 +85,13 @@ def fit(documents: Sequence[Document], analyzer: Analyzer) -> IndexData:
         bigram_keys=terms.bigram_keys,
         bigram_columns=terms.bigram_columns,
         idf=tfidf.idf_.astype(np.float32),
-        entries=_postings(docs, row),
+        entries=entries,
         presence=codes.astype(np.uint8).ravel(),
         presence_levels=levels.astype(np.float32) if len(levels) else np.ones(1, dtype=np.float32),
-        phrases=_postings(phrases, row_dtype(len(owners))),
+        phrases=phrase_postings,
         phrase_owner=np.asarray(owners, dtype=row),
-        doc_max=_column_max(docs),
-        phrase_max=_column_max(phrases),
+        doc_max=column_max(entries),
+        phrase_max=column_max(phrase_postings),
         words=terms.words,
         word_counts=terms.word_counts,
     )
@@ -201,15 +202,6 @@ def _csc(m: sparse.spmatrix) -> sparse.csc_matrix:
 
 def _postings(m: sparse.csc_matrix, rows: np.dtype) -> Postings:
     return Postings(m.indptr.astype(np.int64), m.indices.astype(rows), m.data.astype(np.float32))
-
-
-def _column_max(m: sparse.csc_matrix) -> np.ndarray:
-    """The largest value in each column (0 for an empty one)."""
-    out = np.zeros(m.shape[1], dtype=np.float32)
-    full = np.flatnonzero(np.diff(m.indptr))
-    if len(full):
-        out[full] = np.maximum.reduceat(m.data, m.indptr[full])
-    return out
 
 
 def _presence(field_counts: sparse.csr_matrix, weights: np.ndarray, field_doc: np.ndarray, n_docs: int) -> sparse.csr_matrix:

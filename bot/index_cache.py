@@ -147,7 +147,7 @@ def load(path: Path, key: str) -> IndexData | None:
         data = IndexData.from_parts({name: stored[name] for name in stored.files if name != "meta"}, strings)
         check(data)
         return data
-    except (Invalid, OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as exc:
+    except (Invalid, OSError, ValueError, KeyError, TypeError, IndexError, EOFError, zipfile.BadZipFile) as exc:
         log.info("ignoring the cached index %s: %s", path, exc)
         return None
     finally:

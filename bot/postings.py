@@ -127,11 +127,23 @@ def check(data: IndexData) -> None:
     _need(levels.dtype == np.float32 and levels.ndim == 1 and 0 < len(levels) <= 256, "presence_levels")
     _need(bool(np.all((levels > 0) & (levels <= 1)) and np.all(levels[1:] > levels[:-1])), "presence_levels ascend in (0, 1]")
     _need(not len(data.presence) or int(data.presence.max()) < len(levels), "presence codes name a level")
+    # The bounds a search skips postings by must be the columns' true maxima, or it could skip an answer.
+    _need(np.array_equal(column_max(data.entries), data.doc_max), "doc_max is each column's largest value")
     phrase_count = len(data.phrase_owner)
     _postings(data.phrases, v, phrase_count, row_dtype(phrase_count), "phrases")
     owner = data.phrase_owner
     _array(owner, row, (phrase_count,), "phrase_owner")
     _need(not phrase_count or (int(owner[-1]) < n and bool(np.all(owner[1:] >= owner[:-1]))), "phrase owners ascend below n")
+    _need(np.array_equal(column_max(data.phrases), data.phrase_max), "phrase_max is each column's largest value")
+
+
+def column_max(p: Postings) -> np.ndarray:
+    """The largest value in each column (0 for an empty one)."""
+    out = np.zeros(len(p.indptr) - 1, dtype=np.float32)
+    full = np.flatnonzero(np.diff(p.indptr))
+    if len(full):
+        out[full] = np.maximum.reduceat(p.values, p.indptr[full])
+    return out
 
 
 def _postings(p: Postings, columns: int, rows: int, dtype: np.dtype, name: str) -> None:

@@ -122,6 +122,15 @@ def _out_of_bounds(path: Path) -> None:
         np.savez(out, **parts)
 
 
+def _lowered_bound(path: Path) -> None:
+    """A file whose per-term maxima understate the postings: a search would skip entries it must score."""
+    with np.load(path, allow_pickle=False) as z:
+        parts = {name: z[name] for name in z.files}
+    parts["doc_max"] = parts["doc_max"] * np.float32(0.5)
+    with open(path, "wb") as out:
+        np.savez(out, **parts)
+
+
 def _wrong_key(path: Path) -> None:
     """Another knowledge version's file under this version's name (a foreign file)."""
     with np.load(path, allow_pickle=False) as z:
@@ -141,7 +150,7 @@ class _Marker:
         return (open, (self.path, "w"))
 
 
-@pytest.mark.parametrize("damage", [_truncated, _flipped, _garbage, _out_of_bounds, _wrong_key])
+@pytest.mark.parametrize("damage", [_truncated, _flipped, _garbage, _out_of_bounds, _lowered_bound, _wrong_key])
 def test_a_damaged_or_foreign_file_is_ignored_fitted_again_and_overwritten(mini_kb, tmp_path, fits, damage, caplog):
     TrendBot(mini_kb, cache=IndexCache(tmp_path))
     path = _path(mini_kb, tmp_path)
