@@ -103,15 +103,18 @@ class TrendBot:
         self.learning: Learning | None = None
         self.answers = Answers(kb, self.index, confidence or Confidence(Model.load()), self._sources, self._related)
         # `/trend <name>` accepts a trend's title, id or any of its aliases; a free question that
-        # is only a name must be a title or id, since aliases also name narrower things
-        # ("rbac" is an alias of security-by-design but has a FAQ of its own).
+        # is only a name must be a title, an id or an alias the title itself names ("docker" for
+        # "Containers and Docker"), since other aliases name narrower things ("rbac" is an alias
+        # of security-by-design but has a FAQ of its own).
         self._topic_names: dict[str, str] = {}
         self._title_names: dict[str, str] = {}
         for t in kb.trends.values():
-            for name in (t.title, t.id.replace("-", " ")):
-                self._title_names.setdefault(fold(self.analyzer.expand(name)), t.id)
+            title = f" {fold(self.analyzer.expand(t.title))} "
             for name in (t.title, t.id.replace("-", " "), *t.aliases):
-                self._topic_names.setdefault(fold(self.analyzer.expand(name)), t.id)
+                key = fold(self.analyzer.expand(name))
+                self._topic_names.setdefault(key, t.id)
+                if name in (t.title, t.id.replace("-", " ")) or f" {key} " in title:
+                    self._title_names.setdefault(key, t.id)
 
     def enable_tips(self, store: Store | Callable[[], Store], **options) -> DailyTips:
         """Turn on the daily-tip commands and scheduler over a store (or a function opening one)."""
