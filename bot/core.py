@@ -214,11 +214,11 @@ class TrendBot:
         """Answer a free question from the index, or decline with suggestions.
 
         A question that is just a topic's name ("serverless", "k8s?", "mircoservices") gets
-        that topic's card, as `/trend <topic>` would.
+        that topic's summary with "More" for the card (`/trend <topic>` shows the card at once).
         """
         trend = self.find_topic(question, self._title_names)
         if trend is not None:
-            return Decision(self.trend_card(trend), None)
+            return Decision(self.answers.short_reply(trend.id, self.index.search(question), 1.0), None)
         return self.answers.answer(question)
 
     def learning_command(self, verb: str, rest: str, incoming: Incoming) -> Reply:
