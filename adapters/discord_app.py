@@ -24,6 +24,7 @@ import discord
 from discord import app_commands
 
 from adapters.discord_embeds import BUTTON_PREFIX, MORE_PREFIX, Button, Message, choices, render
+from adapters.discord_shards import Shards, as_shards
 from adapters.inbox import Inbox
 from adapters.lifecycle import InFlight
 from adapters.platform import Surface
@@ -77,10 +78,26 @@ def as_server_id(text: str) -> int | None:
     return int(text)
 
 
+def as_lease(text: str) -> float:
+    """TRENDBOT_DISCORD_LEASE: seconds, from 3 (renewed every second) to 600."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError("must be a number of seconds") from None
+    if not 3 <= value <= 600:
+        raise ValueError("must be between 3 and 600 seconds")
+    return value
+
+
 SETTINGS = (
     Setting("DISCORD_TOKEN", "", "Discord: the bot token; set it to run in Discord", secret=True),
     Setting("DISCORD_GUILD_ID", "", "Discord: register the slash commands in this one server only (development)",
             as_server_id),
+    Setting("TRENDBOT_DISCORD_SHARDS", "", "Discord: the shards this replica runs, as ids/count (0,1/4 or 2-3/4), "
+            "or auto for Discord's recommended count in this one process; empty: one connection, held by one "
+            "replica at a time", as_shards),
+    Setting("TRENDBOT_DISCORD_LEASE", "30", "Discord without shards: seconds after the connected replica stops "
+            "renewing its lease (it died) before a standby takes over", as_lease),
 )
 LOGIN_REJECTED = (f"DISCORD_TOKEN was rejected by Discord: reset the token in {PORTAL} → your application → Bot → "
                   "Reset Token, and set DISCORD_TOKEN to the new one")
@@ -92,6 +109,8 @@ class Settings:
 
     token: str = field(repr=False)
     guild_id: int | None = None  # sync the commands to this server only (development)
+    shards: Shards | None = None  # the shards this replica runs; None: one connection, under the leader lease
+    lease: float = 30.0  # seconds the leader lease lasts without renewal (without shards)
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -111,7 +130,8 @@ class Settings:
             raise SettingsError("DISCORD_TOKEN is malformed: a bot token has three parts separated by dots; copy it "
                                 f"from {PORTAL} → your application → Bot → Reset Token (not the Client Secret or "
                                 "the Public Key)")
-        return cls(token=token, guild_id=config["DISCORD_GUILD_ID"])
+        return cls(token=token, guild_id=config["DISCORD_GUILD_ID"], shards=config["TRENDBOT_DISCORD_SHARDS"],
+                   lease=config["TRENDBOT_DISCORD_LEASE"])
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], **overrides) -> Settings:
@@ -332,7 +352,8 @@ class DiscordClient(discord.Client):
         intents.dm_messages = True
         # max_ratelimit_timeout: discord.py waits out a 429 by itself up to this long; a longer one
         # raises RateLimited, which the tip poster turns into "try later" rather than block the loop.
-        super().__init__(intents=intents, allowed_mentions=NO_MENTIONS, max_ratelimit_timeout=RATE_LIMIT_WAIT)
+        super().__init__(intents=intents, allowed_mentions=NO_MENTIONS, max_ratelimit_timeout=RATE_LIMIT_WAIT,
+                         **self._options(settings))
         self.core = core
         self.settings = settings
         self.announce = announce
@@ -347,17 +368,27 @@ class DiscordClient(discord.Client):
         self.inflight = InFlight()
         self._session_up = False  # READY or RESUMED seen since the last disconnect
 
+    @staticmethod
+    def _options(settings: Settings) -> dict[str, Any]:
+        """discord.py's client options that depend on the settings (the sharded client's shards)."""
+        return {}
+
     # -- start-up ------------------------------------------------------------------------------
 
     async def setup_hook(self) -> None:
-        """Once, after login: make old suggestion buttons work, check the application, sync commands."""
+        """Once, after login: make old suggestion buttons work, check the application, sync commands.
+
+        With shards, only the replica that runs shard 0 syncs: the commands are the application's,
+        one set for every shard.
+        """
         self.add_dynamic_items(SuggestionButton, MoreButton)
         app = self.application
         if app is not None and app.interactions_endpoint_url:
             raise SettingsError(f"the application has an Interactions Endpoint URL, so Discord sends slash commands "
                                 f"there instead of to trendbot: clear it in {PORTAL} → your application → General "
                                 "Information → Interactions Endpoint URL")
-        await self.sync_commands()
+        if self.settings.shards is None or self.settings.shards.runs(0):
+            await self.sync_commands()
 
     async def sync_commands(self) -> None:
         """Register /trend, /ask and /tip with Discord, once: globally, or in --guild only."""
@@ -390,7 +421,7 @@ class DiscordClient(discord.Client):
         user = self.user
         servers = len(self.guilds)
         self.announce(f"connected to Discord as {user} ({user.id if user else '?'}) in {servers} "
-                      f"server{'' if servers == 1 else 's'}")
+                      f"server{'' if servers == 1 else 's'}{self._which_shards()}")
         if self.application_id:
             self.announce(f"invite it to a server: {invite_url(self.application_id)}")
 
@@ -411,6 +442,9 @@ class DiscordClient(discord.Client):
             raise SettingsError(f"Discord closed the connection (code {exc.code})") from None
         except (aiohttp.ClientError, OSError, asyncio.TimeoutError, discord.GatewayNotFound) as exc:
             raise SettingsError(f"cannot reach Discord: {type(exc).__name__}") from None
+
+    def _which_shards(self) -> str:
+        return ""
 
     def connected(self) -> bool:
         """Whether the gateway session is up: not while it reconnects (discord.py keeps is_ready() then), nor after close."""
@@ -625,6 +659,45 @@ class DiscordClient(discord.Client):
             await interaction.followup.send(ephemeral=private, **send_args(part))
 
 
+class ShardedDiscordClient(DiscordClient, discord.AutoShardedClient):
+    """The same client over the shards TRENDBOT_DISCORD_SHARDS names: discord.py's AutoShardedClient,
+    one gateway session per shard, in this one process."""
+
+    def __init__(self, *args: Any, **kw: Any):
+        super().__init__(*args, **kw)
+        self._shards_up: set[int] = set()  # shards whose session is up (READY or RESUMED since their last drop)
+
+    @staticmethod
+    def _options(settings: Settings) -> dict[str, Any]:
+        return settings.shards.options() if settings.shards is not None else {}
+
+    def _which_shards(self) -> str:
+        ids = sorted(self._connection.shard_ids)
+        return f" (shards {Shards(tuple(ids), self.shard_count)})" if ids else ""
+
+    def connected(self) -> bool:
+        """Whether every shard this replica runs has its session up."""
+        ids = set(self._connection.shard_ids)
+        return bool(ids) and ids <= self._shards_up and not self.is_closed()
+
+    async def on_shard_ready(self, shard_id: int) -> None:
+        """One shard's session is up (discord.py's on_ready fires once, when all are)."""
+        self._shards_up.add(shard_id)
+
+    async def on_shard_resumed(self, shard_id: int) -> None:
+        """One shard's dropped session was resumed."""
+        self._shards_up.add(shard_id)
+
+    async def on_shard_disconnect(self, shard_id: int) -> None:
+        """One shard's connection dropped; discord.py reconnects it by itself."""
+        self._shards_up.discard(shard_id)
+
+
+def build_client(core: Answerer, settings: Settings, **kw: Any) -> DiscordClient:
+    """The client the settings ask for: sharded when TRENDBOT_DISCORD_SHARDS is set."""
+    return (ShardedDiscordClient if settings.shards is not None else DiscordClient)(core, settings, **kw)
+
+
 @functools.cache
 def _zones() -> tuple[str, ...]:
     return tuple(z for z in zone_names() if not z.startswith(("Etc/", "SystemV/")))
@@ -783,7 +856,7 @@ class DiscordPlatform:
     async def start(self) -> None:
         """Log in and connect, then answer what a crash left unanswered; returns once the gateway
         session is up (SettingsError says what to fix)."""
-        self.client = DiscordClient(self.bot, self.settings, announce=self.announce, inbox=self.inbox)
+        self.client = build_client(self.bot, self.settings, announce=self.announce, inbox=self.inbox)
         self.task = asyncio.create_task(self.client.serve())
         while not self.client.connected():
             done, _ = await asyncio.wait({self.task}, timeout=0.05)
