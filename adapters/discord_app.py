@@ -26,6 +26,7 @@ from discord import app_commands
 from adapters.discord_embeds import BUTTON_PREFIX, MORE_PREFIX, Button, Message, choices, render
 from adapters.discord_shards import Shards, as_shards
 from adapters.inbox import Inbox
+from adapters.leader import Leader, LeaseLost
 from adapters.lifecycle import InFlight
 from adapters.platform import Surface
 from adapters.secrets import SecretFilter, SettingsError, read_secret
@@ -821,9 +822,8 @@ def _may_embed_in(channel: Any, client: discord.Client) -> bool:
 
 
 @contextlib.asynccontextmanager
-async def rest_poster(config: Config) -> AsyncIterator[DiscordPoster]:
-    """A DiscordPoster over Discord's REST API alone, without the gateway (`trendbot tips run-once`)."""
-    settings = Settings.from_config(config)
+async def _logged_in(settings: Settings) -> AsyncIterator[discord.Client]:
+    """A discord.py client logged in over REST alone, without the gateway; SettingsError says what to fix."""
     intents = discord.Intents.none()
     intents.guilds = True  # never used without the gateway; without it discord.py warns on every start
     client = discord.Client(intents=intents, allowed_mentions=NO_MENTIONS)
@@ -834,28 +834,54 @@ async def rest_poster(config: Config) -> AsyncIterator[DiscordPoster]:
             raise SettingsError(LOGIN_REJECTED) from None
         except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
             raise SettingsError(f"cannot reach Discord: {type(exc).__name__}") from None
-        yield DiscordPoster(client)
+        yield client
     finally:
         await client.close()
 
 
+@contextlib.asynccontextmanager
+async def rest_poster(config: Config) -> AsyncIterator[DiscordPoster]:
+    """A DiscordPoster over Discord's REST API alone, without the gateway (`trendbot tips run-once`)."""
+    async with _logged_in(Settings.from_config(config)) as client:
+        yield DiscordPoster(client)
+
+
 # -- the platform ---------------------------------------------------------------------------------
+
+LEASE = "discord"  # the store's lease on the one gateway connection of a bot without shards
 
 
 class DiscordPlatform:
-    """Discord as the runner supervises it; discord.py resumes and reconnects the gateway itself."""
+    """Discord as the runner supervises it; discord.py resumes and reconnects the gateway itself.
+
+    Without shards the bot is one gateway connection, so of several replicas on one store only
+    the one holding the "discord" lease connects (adapters/leader.py): `start` stands by until
+    this replica holds it, and the connection is closed the moment the lease is lost, which ends
+    `wait` with LeaseLost (the runner then stands by again). With TRENDBOT_DISCORD_SHARDS each
+    replica runs its own shards and takes no lease.
+    """
 
     name = "discord"
 
-    def __init__(self, bot: Answerer, inbox: Inbox, settings: Settings, announce: Callable[[str], None] = lambda _: None):
+    def __init__(self, bot: Answerer, inbox: Inbox, settings: Settings, announce: Callable[[str], None] = lambda _: None,
+                 *, leader: Leader | None = None):
         self.bot, self.inbox, self.settings, self.announce = bot, inbox, settings, announce
         self.client: DiscordClient | None = None
         self.task: asyncio.Task | None = None
         self._replaying: tuple[asyncio.Event, asyncio.Task] | None = None
+        if leader is None and settings.shards is None:
+            # The lease lives in the store the inbox keeps its questions in: the one all replicas share.
+            leader = Leader(inbox.store, LEASE, ttl=settings.lease)
+        self.leader = leader
+        self._keeping: asyncio.Task | None = None
+        self._standby = False
+        self._token_checked = False
 
     async def start(self) -> None:
         """Log in and connect, then answer what a crash left unanswered; returns once the gateway
-        session is up (SettingsError says what to fix)."""
+        session is up (SettingsError says what to fix). Without shards, first wait for the lease."""
+        if self.leader is not None:
+            await self._lead()
         self.client = build_client(self.bot, self.settings, announce=self.announce, inbox=self.inbox)
         self.task = asyncio.create_task(self.client.serve())
         while not self.client.connected():
@@ -863,16 +889,66 @@ class DiscordPlatform:
             if done:
                 self.task.result()  # raises why it ended
                 raise ConnectionError("the Discord connection ended before it was ready")
+        if self.leader is not None:
+            self._keeping = asyncio.create_task(self._keep(), name="discord-lease")
         stop = asyncio.Event()
         self._replaying = stop, asyncio.create_task(self.inbox.replay(self.client.replay, stop), name="discord-replay")
 
+    async def _lead(self) -> None:
+        """Return once this replica holds the lease; while another holds it, stand by.
+
+        A standby logs in over REST once first, so that a token Discord rejects is found at start
+        rather than at a takeover hours later.
+        """
+        assert self.leader is not None
+        holder = await self.leader.current()
+        if holder not in (None, self.leader.holder) and not self._token_checked:
+            async with _logged_in(self.settings):
+                self._token_checked = True
+
+        def standing_by(holder: str) -> None:
+            self._standby = True
+            emit("discord_standby", f"standing by: replica {holder} is connected to Discord; this one takes over "
+                 f"within {self.leader.ttl + self.leader.poll:g} s of it stopping", platform="discord", holder=holder)
+
+        try:
+            await self.leader.wait(standing_by)
+        finally:
+            was, self._standby = self._standby, False
+        if was:
+            emit("discord_takeover", "took over the Discord connection", platform="discord",
+                 holder=self.leader.holder)
+
+    async def _keep(self) -> None:
+        """Renew the lease while connected; when it is lost, close the connection at once."""
+        assert self.leader is not None
+        try:
+            await self.leader.keep()
+        except LeaseLost as exc:
+            emit("discord_lease_lost", f"disconnecting from Discord: {exc}", level=logging.WARNING,
+                 platform="discord")
+            if self.client is not None:
+                await self.client.close()
+            raise
+
+    def standing_by(self) -> bool:
+        """Whether another replica holds the Discord connection and this one waits to take over."""
+        return self._standby
+
     async def wait(self) -> None:
-        """Until the client ends for good."""
-        if self.task is not None:
-            await asyncio.shield(self.task)  # a cancelled wait must not cut the client off mid-reply
+        """Until the client ends for good, or (LeaseLost) another replica took the connection over."""
+        if self.task is None:
+            return
+        tasks = {self.task} | ({self._keeping} if self._keeping is not None else set())
+        # asyncio.wait, not gather: a cancelled wait must not cut the client off mid-reply.
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        if self._keeping in done:
+            self._keeping.result()  # raises LeaseLost
+        await asyncio.shield(self.task)
 
     async def stop(self, drain: float) -> None:
-        """Answer nothing new, let replies in progress finish (up to `drain` s), then close."""
+        """Answer nothing new, let replies in progress finish (up to `drain` s), then close and give
+        the lease up, so that a standby takes over at once."""
         if self._replaying is not None:
             stop, replaying = self._replaying
             self._replaying = None
@@ -884,13 +960,21 @@ class DiscordPlatform:
         if task is not None:
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await asyncio.wait_for(task, 2.0)
+        keeping, self._keeping = self._keeping, None  # renewed until closed: never two replicas connected
+        if keeping is not None:
+            keeping.cancel()
+            await asyncio.wait({keeping})
+            if not keeping.cancelled():
+                keeping.exception()  # a LeaseLost, reported by `wait` already
+        if self.leader is not None:
+            await self.leader.release()
 
     async def connected(self) -> bool:
-        """Whether the gateway session is up."""
+        """Whether the gateway session is up (every shard's, with shards)."""
         return self.client is not None and self.client.connected()
 
     def poster(self) -> DiscordPoster | None:
-        """The tip poster over the live client."""
+        """The tip poster over the live client; none on a standby, so the replica that is connected posts."""
         return DiscordPoster(self.client) if self.client is not None else None
 
 

@@ -1,13 +1,24 @@
 """Discord without shards: one replica holds the store's "discord" lease and connects, the others
-stand by. The lease loop on a fake clock (adapters/leader.py)."""
+stand by. First the lease loop on a fake clock (adapters/leader.py), then two DiscordPlatforms on
+one store against the Discord fake, then what /healthz and /metrics say about a standby.
+The same with two processes and kill -9 is in tests/test_discord_replicas.py."""
 from __future__ import annotations
 
 import asyncio
+import time
 
+import discord
+import discord.gateway
+import discord.http
 import pytest
+import yarl
 
+from adapters import discord_app as da
+from adapters.inbox import Inbox
 from adapters.leader import Leader, LeaseLost, must_let_go, replica_id
 from bot.sqlite_store import SQLiteStore
+from tests import discord_fake
+from tests.discord_fake import TOKEN, FakeDiscord
 
 # -- the lease loop, on a fake clock ----------------------------------------------------------------
 
@@ -154,9 +165,146 @@ async def test_release_only_gives_up_ones_own(store):
     assert store.lease_holder("discord", clock()) == "A"
 
 
+# -- two DiscordPlatforms on one store, against the fake -----------------------------------------------
+
+
+@pytest.fixture
+def pointed(monkeypatch):
+    """Point discord.py at a fake (call with it), as FakeDiscord.launcher does for a process."""
+    def point(fake: FakeDiscord) -> FakeDiscord:
+        monkeypatch.setattr(discord.http.Route, "BASE", fake.api_url)
+        monkeypatch.setattr(discord.gateway.DiscordWebSocket, "DEFAULT_GATEWAY", yarl.URL(fake.gateway_url))
+        init = discord.Client.__init__
+
+        def fast(self, *args, **kw):
+            kw.setdefault("guild_ready_timeout", 0.05)  # READY lists no servers: don't wait 2 s for them
+            init(self, *args, **kw)
+        monkeypatch.setattr(discord.Client, "__init__", fast)
+        return fake
+    return point
+
+
+def replica(mini_bot, tmp_path, name: str, ttl: float = 3.0) -> da.DiscordPlatform:
+    """One replica's Discord platform over its own connection to the shared store."""
+    store = SQLiteStore(tmp_path / "shared.db")
+    inbox = Inbox(store, "discord", lease=2)
+    leader = Leader(store, da.LEASE, name, ttl=ttl, poll=0.2)
+    return da.DiscordPlatform(mini_bot, inbox, da.Settings(TOKEN, lease=ttl), leader=leader)
+
+
 async def until(check, timeout: float = 10.0):
-    deadline = asyncio.get_running_loop().time() + timeout
+    deadline = time.monotonic() + timeout
     while not (value := check()):
-        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        assert time.monotonic() < deadline, "timed out"
         await asyncio.sleep(0.02)
     return value
+
+
+async def test_only_the_lease_holder_connects_and_a_clean_stop_hands_over(mini_bot, tmp_path, pointed):
+    with FakeDiscord() as fake:
+        pointed(fake)
+        a, b = replica(mini_bot, tmp_path, "A"), replica(mini_bot, tmp_path, "B")
+        await a.start()
+        standing = asyncio.create_task(b.start())
+        await until(b.standing_by)
+        try:
+            assert await a.connected() and not await b.connected() and not a.standing_by()
+            assert len(fake.open_sessions()) == 1 and b.poster() is None  # tips go out through A
+            fake.send("MESSAGE_CREATE", discord_fake.dm_message("k8s?"))
+            await asyncio.to_thread(fake.wait_for, lambda f: f.requests("POST", "/channels/600/messages"))
+
+            await a.stop(1.0)  # SIGTERM: A closes, then gives the lease up
+            stopped = time.monotonic()
+            await asyncio.wait_for(standing, 10)
+            took = time.monotonic() - stopped
+            assert await b.connected() and not b.standing_by() and took < 2, took
+            assert len(fake.open_sessions()) == 1 and not fake.overlaps()
+            fake.send("MESSAGE_CREATE", discord_fake.dm_message("serverless?", message_id="5002"))
+            await asyncio.to_thread(fake.wait_for, lambda f: len(f.requests("POST", "/channels/600/messages")) == 2)
+        finally:
+            await a.stop(0)
+            await b.stop(0)
+        assert len(fake.requests("POST", "/channels/600/messages")) == 2  # each answered once
+
+
+async def test_a_leader_that_loses_the_lease_disconnects_at_once(mini_bot, tmp_path, pointed):
+    with FakeDiscord() as fake:
+        pointed(fake)
+        a = replica(mini_bot, tmp_path, "A")
+        await a.start()
+        try:
+            ending = asyncio.create_task(a.wait())
+            # Another replica holds it now (as after a pause longer than the lease).
+            store = a.leader.store
+            store.release_lease(da.LEASE, "A")
+            assert store.lease(da.LEASE, "intruder", time.time(), 30)
+            with pytest.raises(LeaseLost, match="replica intruder holds"):
+                await asyncio.wait_for(ending, 5)  # within a renewal (a third of 3 s), not at the end
+            assert not await a.connected()
+            await until(lambda: not fake.open_sessions())
+        finally:
+            await a.stop(0)
+        assert store.lease_holder(da.LEASE, time.time()) == "intruder"  # stopping did not give up a lease A no longer held
+
+
+async def test_with_shards_there_is_no_lease(mini_bot, tmp_path):
+    store = SQLiteStore(tmp_path / "t.db")
+    platform = da.DiscordPlatform(mini_bot, Inbox(store, "discord"), da.Settings(TOKEN, shards=da.Shards((0,), 2)))
+    assert platform.leader is None and not platform.standing_by()
+    plain = da.DiscordPlatform(mini_bot, Inbox(store, "discord"), da.Settings(TOKEN, lease=12))
+    assert plain.leader is not None and plain.leader.name == "discord" and plain.leader.ttl == 12
+    store.close()
+
+
+# -- /healthz and /metrics on a standby ------------------------------------------------------------------
+
+
+async def test_health_and_metrics_say_standby_and_a_standby_is_healthy(tipbot):
+    from tests.test_serve import StubPlatform, get, metric, service_for, started
+
+    class Standing(StubPlatform):
+        def __init__(self, name):
+            super().__init__(name)
+            self.standby = True
+
+        def standing_by(self) -> bool:
+            return self.standby and not self.up
+
+        async def start(self):  # a standby waits here until it holds the lease
+            await asyncio.Event().wait()
+
+    discord_platform = Standing("discord")
+    service = service_for(tipbot, [discord_platform])
+    async with started(service):
+        status, _, body = await get(service.port, "/healthz")
+        import json
+
+        health = json.loads(body)
+        assert status == 200 and health["status"] == "standby"
+        assert health["platforms"]["discord"] | {"since": None} == {"connected": False, "standby": True,
+                                                                    "restarts": 0, "last_error": None, "since": None}
+        _, _, text = await get(service.port, "/metrics")
+        assert metric(text, "trendbot_platform_standby", platform="discord") == 1
+        assert metric(text, "trendbot_platform_connected", platform="discord") == 0
+        discord_platform.standby = False  # no longer standing by, and not connected: down
+        status, _, body = await get(service.port, "/healthz")
+        assert status == 503 and json.loads(body)["status"] == "down"
+
+
+async def test_a_connected_platform_and_a_standby_are_ok(tipbot):
+    from tests.test_serve import StubPlatform, service_for, started
+
+    class Standing(StubPlatform):
+        def standing_by(self) -> bool:
+            return True
+
+        async def start(self):
+            await asyncio.Event().wait()
+
+    slack, discord_platform = StubPlatform("slack"), Standing("discord")
+    service = service_for(tipbot, [slack, discord_platform])
+    async with started(service):
+        await until(lambda: slack.up)
+        code, body = await service.report()
+        assert code == 200 and body["status"] == "ok"
+        assert body["platforms"]["discord"]["standby"] and not body["platforms"]["slack"]["standby"]
