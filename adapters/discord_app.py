@@ -908,16 +908,15 @@ class DiscordPlatform:
 
         def standing_by(holder: str) -> None:
             self._standby = True
-            emit("discord_standby", f"standing by: replica {holder} is connected to Discord; this one takes over "
-                 f"within {self.leader.ttl + self.leader.poll:g} s of it stopping", platform="discord", holder=holder)
+            self.announce(f"standing by: replica {holder} is connected to Discord; this one ({self.leader.holder}) "
+                          f"takes over within {self.leader.ttl + self.leader.poll:g} s of it stopping")
 
         try:
             await self.leader.wait(standing_by)
         finally:
             was, self._standby = self._standby, False
         if was:
-            emit("discord_takeover", "took over the Discord connection", platform="discord",
-                 holder=self.leader.holder)
+            self.announce(f"took over the Discord connection ({self.leader.holder})")
 
     async def _keep(self) -> None:
         """Renew the lease while connected; when it is lost, close the connection at once."""

@@ -27,7 +27,7 @@ from bot.store import Store
 log = logging.getLogger(__name__)
 
 TTL = 30.0  # seconds a lease lasts unless renewed; a standby takes over this long after the holder died
-POLL = 2.0  # seconds between a standby's looks at the lease
+POLL = 1.0  # seconds between a standby's looks at the lease (a read; it asks for the lease only when free)
 
 
 class LeaseLost(Exception):

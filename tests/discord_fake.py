@@ -14,7 +14,8 @@ owns is dropped (`dropped`), as Discord does. `sessions` keeps every session wit
 identified and when it closed, so a test can tell whether two were ever open at once.
 
 A test pushes events (MESSAGE_CREATE, INTERACTION_CREATE) and can invalidate sessions, which
-makes discord.py identify again and fire on_ready a second time.
+makes discord.py identify again and fire on_ready a second time. Posts to a channel in `stall`
+hang unanswered and never reach it, as for a replica killed while its reply was on the way.
 """
 from __future__ import annotations
 
@@ -90,6 +91,11 @@ class FakeDiscord:
         self.dropped: list[tuple[str, dict]] = []  # events no open session owned
         # channel id -> (status, JSON body) answers to give message posts there first, in order
         self.post_errors: dict[str, list[tuple[int, dict]]] = {}
+        # channels whose message posts hang unanswered while listed (a replica killed mid-reply);
+        # they never reach the channel, and are kept in `stalled`, not in `calls`
+        self.stall: set[str] = set()
+        self.stalled: list[Call] = []
+        self._stopping = False
         self._ids = itertools.count(800000)
         self._seq = itertools.count(1)
         self._cond = threading.Condition()
@@ -122,6 +128,7 @@ class FakeDiscord:
         self.port = self._runner.addresses[0][1]
 
     async def _stop(self) -> None:
+        self._stopping = True
         for session in self.open_sessions():
             await session.ws.close()
         await self._runner.cleanup()
@@ -203,6 +210,14 @@ class FakeDiscord:
         body = await request.read()
         data = json.loads(body) if body and request.content_type == "application/json" else None
         call = Call(request.method, path, data, dict(request.headers))
+        channel_id = path.split("/")[2] if path.startswith("/channels/") and path.endswith("/messages") else None
+        if request.method == "POST" and channel_id in self.stall:
+            with self._cond:
+                self.stalled.append(call)
+                self._cond.notify_all()
+            while channel_id in self.stall and not self._stopping:
+                await asyncio.sleep(0.05)
+            return _json({"message": "503: Service Unavailable", "code": 0}, status=503)
         response = self._answer(call)
         with self._cond:
             self.calls.append(call)
