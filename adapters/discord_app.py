@@ -95,9 +95,9 @@ SETTINGS = (
     Setting("DISCORD_GUILD_ID", "", "Discord: register the slash commands in this one server only (development)",
             as_server_id),
     Setting("TRENDBOT_DISCORD_SHARDS", "", "Discord: the shards this replica runs, as ids/count (0,1/4 or 2-3/4), "
-            "or auto for Discord's recommended count in this one process; empty: one connection, held by one "
-            "replica at a time", as_shards),
-    Setting("TRENDBOT_DISCORD_LEASE", "30", "Discord without shards: seconds after the connected replica stops "
+            "or auto for Discord's recommended count in this one process; empty or auto: held by one replica "
+            "at a time", as_shards),
+    Setting("TRENDBOT_DISCORD_LEASE", "30", "Discord without shard ids: seconds after the connected replica stops "
             "renewing its lease (it died) before a standby takes over", as_lease),
 )
 LOGIN_REJECTED = (f"DISCORD_TOKEN was rejected by Discord: reset the token in {PORTAL} → your application → Bot → "
@@ -110,7 +110,7 @@ class Settings:
 
     token: str = field(repr=False)
     guild_id: int | None = None  # sync the commands to this server only (development)
-    shards: Shards | None = None  # the shards this replica runs; None: one connection, under the leader lease
+    shards: Shards | None = None  # the shards this replica runs; None (or auto): all, under the leader lease
     lease: float = 30.0  # seconds the leader lease lasts without renewal (without shards)
 
     @property
@@ -854,11 +854,12 @@ LEASE = "discord"  # the store's lease on the one gateway connection of a bot wi
 class DiscordPlatform:
     """Discord as the runner supervises it; discord.py resumes and reconnects the gateway itself.
 
-    Without shards the bot is one gateway connection, so of several replicas on one store only
-    the one holding the "discord" lease connects (adapters/leader.py): `start` stands by until
-    this replica holds it, and the connection is closed the moment the lease is lost, which ends
-    `wait` with LeaseLost (the runner then stands by again). With TRENDBOT_DISCORD_SHARDS each
-    replica runs its own shards and takes no lease.
+    Without shards (or with `auto`, every shard in this process) the whole bot is this one
+    connection, so of several replicas on one store only the one holding the "discord" lease
+    connects (adapters/leader.py): `start` stands by until this replica holds it, and the
+    connection is closed the moment the lease is lost, which ends `wait` with LeaseLost (the
+    runner then stands by again). With shard ids in TRENDBOT_DISCORD_SHARDS each replica runs its
+    own shards and takes no lease.
     """
 
     name = "discord"
@@ -869,7 +870,7 @@ class DiscordPlatform:
         self.client: DiscordClient | None = None
         self.task: asyncio.Task | None = None
         self._replaying: tuple[asyncio.Event, asyncio.Task] | None = None
-        if leader is None and settings.shards is None:
+        if leader is None and (settings.shards is None or settings.shards.auto):
             # The lease lives in the store the inbox keeps its questions in: the one all replicas share.
             leader = Leader(inbox.store, LEASE, ttl=settings.lease)
         self.leader = leader

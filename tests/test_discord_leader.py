@@ -247,12 +247,15 @@ async def test_a_leader_that_loses_the_lease_disconnects_at_once(mini_bot, tmp_p
         assert store.lease_holder(da.LEASE, time.time()) == "intruder"  # stopping did not give up a lease A no longer held
 
 
-async def test_with_shards_there_is_no_lease(mini_bot, tmp_path):
+async def test_with_shard_ids_there_is_no_lease(mini_bot, tmp_path):
     store = SQLiteStore(tmp_path / "t.db")
     platform = da.DiscordPlatform(mini_bot, Inbox(store, "discord"), da.Settings(TOKEN, shards=da.Shards((0,), 2)))
     assert platform.leader is None and not platform.standing_by()
     plain = da.DiscordPlatform(mini_bot, Inbox(store, "discord"), da.Settings(TOKEN, lease=12))
     assert plain.leader is not None and plain.leader.name == "discord" and plain.leader.ttl == 12
+    # `auto` runs every shard in this process: the whole bot again, so one replica at a time.
+    auto = da.DiscordPlatform(mini_bot, Inbox(store, "discord"), da.Settings(TOKEN, shards=da.Shards()))
+    assert auto.leader is not None and auto.leader.name == "discord"
     store.close()
 
 
