@@ -3,7 +3,7 @@
 Discord without shards is one gateway session for the whole bot: two replicas connected at once
 would both receive every event. So each replica asks the store for the lease (bot/store.py's
 `lease`); the one that gets it connects and renews it every third of its time to live, the
-others stand by and ask again every few seconds. A holder that dies (kill -9) stops renewing, and
+others stand by and look again every second. A holder that dies (kill -9) stops renewing, and
 a standby takes over once the lease has run out; one that stops cleanly gives it up at once.
 
 A holder that cannot renew in time (the store unreachable, the process paused) lets go before
