@@ -44,7 +44,7 @@ from adapters.slack_blocks import ACTION_PREFIX, MORE_ACTION, TEACH_ACTION, VOTE
 from adapters.slack_home import HOME_ASK, TEACH_VIEW, home_view, taught, teach_modal
 from adapters.slack_payloads import (MAX_BODY, dm_channel, inbox_key, minimal, read_capped, signed, to_incoming,
                                      wants_reply, well_formed)
-from adapters.slack_settings import SETTINGS, Settings, read_api_url, read_bot_token
+from adapters.slack_settings import OAUTH, SETTINGS, Settings, read_api_url, read_bot_token
 from bot.config import Config
 from bot.core import Incoming
 from bot.events import emit
@@ -588,6 +588,7 @@ async def post_once(config: Config) -> AsyncIterator[SlackPoster]:
                                      retry_handlers=retry_handlers()))
 
 
-SURFACE = Surface("slack", SETTINGS, ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET"),
-                  "SLACK_BOT_TOKEN (and SLACK_APP_TOKEN for Socket Mode or SLACK_SIGNING_SECRET for HTTP mode)",
-                  Settings.from_config, SlackPlatform, post_once)
+SURFACE = Surface("slack", SETTINGS, ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET", *OAUTH),
+                  "SLACK_BOT_TOKEN (and SLACK_APP_TOKEN for Socket Mode or SLACK_SIGNING_SECRET for HTTP mode; or "
+                  "SLACK_CLIENT_ID, SLACK_CLIENT_SECRET, SLACK_STATE_SECRET and SLACK_SIGNING_SECRET for several "
+                  "workspaces)", Settings.from_config, SlackPlatform, post_once)

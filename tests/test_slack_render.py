@@ -383,6 +383,41 @@ def test_settings_errors_name_the_variable_not_the_value(env, variable):
         assert value not in message
 
 
+OAUTH = {"SLACK_CLIENT_ID": "1234567890.9876543210", "SLACK_CLIENT_SECRET": "0a1b2c3d4e5f60718293a4b5c6d7e8f9",
+         "SLACK_STATE_SECRET": "f" * 64, "SLACK_SIGNING_SECRET": SIGNING_SECRET}
+
+
+def test_settings_for_several_workspaces_need_no_bot_token_and_hide_their_secrets():
+    st = slack_settings.Settings.from_env(OAUTH)
+    assert st.oauth and st.bot_token == "" and not st.socket_mode and st.client_id == OAUTH["SLACK_CLIENT_ID"]
+    assert OAUTH["SLACK_CLIENT_SECRET"] not in repr(st) and OAUTH["SLACK_STATE_SECRET"] not in repr(st)
+    assert {OAUTH["SLACK_CLIENT_SECRET"], OAUTH["SLACK_STATE_SECRET"], SIGNING_SECRET} <= set(st.secrets)
+    assert not slack_settings.Settings.from_env(GOOD).oauth  # one workspace, as before
+
+
+@pytest.mark.parametrize("env, variable", [
+    ({"SLACK_CLIENT_ID": "1234567890.9876543210", "SLACK_SIGNING_SECRET": SIGNING_SECRET},
+     "SLACK_CLIENT_SECRET and SLACK_STATE_SECRET are not set"),
+    ({k: v for k, v in OAUTH.items() if k != "SLACK_CLIENT_ID"}, "SLACK_CLIENT_ID is not set"),
+    ({k: v for k, v in OAUTH.items() if k != "SLACK_STATE_SECRET"}, "SLACK_STATE_SECRET is not set"),
+    (OAUTH | {"SLACK_BOT_TOKEN": BOT_TOKEN}, "SLACK_BOT_TOKEN is set with SLACK_CLIENT_ID"),
+    (OAUTH | {"SLACK_APP_TOKEN": "xapp-1-A1-2-abc"}, "SLACK_APP_TOKEN is set with SLACK_CLIENT_ID"),
+    ({k: v for k, v in OAUTH.items() if k != "SLACK_SIGNING_SECRET"}, "SLACK_SIGNING_SECRET is not set"),
+    (OAUTH | {"SLACK_CLIENT_ID": "trendbot-app"}, "SLACK_CLIENT_ID is malformed"),
+    (OAUTH | {"SLACK_CLIENT_SECRET": "not/a/secret"}, "SLACK_CLIENT_SECRET is malformed"),
+    (OAUTH | {"SLACK_STATE_SECRET": "short-and-guessable"}, "SLACK_STATE_SECRET is too weak"),
+    (OAUTH | {"SLACK_STATE_SECRET": "f" * 40 + " " + "f" * 40}, "SLACK_STATE_SECRET is too weak"),
+])
+def test_oauth_settings_errors_say_what_is_missing_or_wrong_never_the_value(env, variable):
+    with pytest.raises(slack_settings.SettingsError) as err:
+        slack_settings.Settings.from_env(env)
+    message = str(err.value)
+    assert message.startswith(variable) and "\n" not in message
+    for name, value in env.items():
+        if name != "SLACK_CLIENT_ID":  # the client id is not a secret (it is in every install link)
+            assert value not in message
+
+
 def test_secret_filter_redacts_messages_and_tracebacks():
     filt = SecretFilter([BOT_TOKEN, SIGNING_SECRET])
     record = logging.LogRecord("x", logging.ERROR, __file__, 1, "token=%s", (BOT_TOKEN,), None)
