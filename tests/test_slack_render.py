@@ -430,6 +430,16 @@ def test_secret_filter_redacts_messages_and_tracebacks():
     assert SIGNING_SECRET not in record.exc_text and "[redacted]" in record.exc_text
 
 
+def test_secret_filter_redacts_any_slack_token_even_one_it_was_not_given():
+    record = logging.LogRecord("x", logging.DEBUG, __file__, 1, "body: %s", (
+        {"ok": True, "access_token": "xoxb-17653672481-19874698323-pdFZKVeTuE8sk7oOcBrzbqgy",
+         "refresh_token": "xoxe-1-My0xLTE3NjUzNjcyNDgxLTE", "user": "xoxp-1234-abc", "app": "xapp-1-A1-2-abc"},), None)
+    assert SecretFilter(()).filter(record)
+    message = record.getMessage()
+    assert "xox" not in message and "xapp" not in message and message.count("[redacted]") == 4
+    assert "'ok': True" in message  # the rest of the line stays
+
+
 # -- the app manifest -------------------------------------------------------------------------
 
 
@@ -442,3 +452,23 @@ def test_manifest_matches_what_the_app_listens_to():
     assert {"app_mentions:read", "chat:write", "commands", "im:history"} <= set(manifest["oauth_config"]["scopes"]["bot"])
     assert manifest["settings"]["socket_mode_enabled"] is True and manifest["settings"]["interactivity"]["is_enabled"]
     assert manifest["features"]["app_home"]["messages_tab_enabled"] and not manifest["features"]["app_home"]["messages_tab_read_only_enabled"]
+
+
+# -- which workspace a payload is for --------------------------------------------------------------
+
+
+def test_the_workspace_of_a_payload_is_the_one_bolt_authorizes_it_for():
+    from slack_bolt.request.internals import extract_team_id
+
+    payloads = [fixture(name) for name in ("app_mention", "message_im", "app_home_opened", "slash_command",
+                                           "block_actions", "view_submission")]
+    shared = fixture("app_mention")  # a channel shared with another workspace: the installation's team answers
+    shared["team_id"], shared["event"]["team"] = "T0OTHER", "T0OTHER"
+    payloads.append(shared)
+    modal = fixture("view_submission")  # a modal opened from a shared channel
+    modal["team"]["id"], modal["view"]["app_installed_team_id"] = "T0OTHER", "T0HOME"
+    payloads.append(modal)
+    assert [slack_payloads.team_of(p) for p in payloads] == ["T0TEST"] * 7 + ["T0HOME"]
+    assert [slack_payloads.team_of(p) for p in payloads] == [extract_team_id(p) for p in payloads]
+    assert slack_payloads.team_of({"type": "event_callback"}) == ""
+    assert slack_payloads.team_of(slack_payloads.minimal(fixture("block_actions"))) == "T0TEST"  # a replay finds it too
