@@ -452,6 +452,36 @@ def test_manifest_matches_what_the_app_listens_to():
     assert {"app_mentions:read", "chat:write", "commands", "im:history"} <= set(manifest["oauth_config"]["scopes"]["bot"])
     assert manifest["settings"]["socket_mode_enabled"] is True and manifest["settings"]["interactivity"]["is_enabled"]
     assert manifest["features"]["app_home"]["messages_tab_enabled"] and not manifest["features"]["app_home"]["messages_tab_read_only_enabled"]
+    assert set(manifest["oauth_config"]["scopes"]["bot"]) == set(slack_settings.BOT_SCOPES)
+
+
+def test_the_manifest_for_several_workspaces_matches_what_the_app_listens_to_and_the_other_manifest():
+    from urllib.parse import urlsplit
+
+    import yaml
+
+    from adapters import slack_installs
+
+    folder = Path(__file__).resolve().parents[1] / "slack"
+    single = yaml.safe_load((folder / "manifest.yaml").read_text(encoding="utf-8"))
+    manifest = yaml.safe_load((folder / "manifest-oauth.yaml").read_text(encoding="utf-8"))
+    settings = manifest["settings"]
+    (command,) = manifest["features"]["slash_commands"]
+    assert command["command"] == s.COMMAND and urlsplit(command["url"]).path == s.PATH
+    assert set(settings["event_subscriptions"]["bot_events"]) == {"app_mention", "message.im", "app_home_opened",
+                                                                  "app_uninstalled", "tokens_revoked"}
+    assert urlsplit(settings["event_subscriptions"]["request_url"]).path == s.PATH
+    assert urlsplit(settings["interactivity"]["request_url"]).path == s.PATH and settings["interactivity"]["is_enabled"]
+    (redirect,) = manifest["oauth_config"]["redirect_urls"]
+    assert urlsplit(redirect).scheme == "https" and urlsplit(redirect).path == slack_installs.REDIRECT_PATH
+    # what the install asks for is what the app is configured with: the scopes, bot only
+    assert manifest["oauth_config"]["scopes"] == {"bot": list(slack_settings.BOT_SCOPES)} == {"bot": single[
+        "oauth_config"]["scopes"]["bot"]}
+    assert settings["socket_mode_enabled"] is False and settings["org_deploy_enabled"] is False
+    assert settings["token_rotation_enabled"] is False  # a token that never expires: nothing to refresh
+    # otherwise it is the same app
+    del command["url"]
+    assert manifest["features"] == single["features"] and manifest["display_information"] == single["display_information"]
 
 
 # -- which workspace a payload is for --------------------------------------------------------------
