@@ -9,9 +9,15 @@ import datetime as dt
 import html
 import json
 import logging
+import os
+import queue
 import re
 import sqlite3
+import subprocess
+import sys
+import threading
 import time
+from pathlib import Path
 import urllib.error
 import urllib.request
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -26,7 +32,7 @@ from bot.core import TrendBot
 from bot.learning import Learning
 from bot.schedule import Subscription
 from bot.sqlite_store import SQLiteStore
-from tests.conftest import NINE_UTC
+from tests.conftest import MINI, NINE_UTC
 from tests.slack_fake import (CLIENT_ID, CLIENT_SECRET, SIGNING_SECRET, AppThread, FakeSlack, fixture, form_body,
                               interactive_body, send_signed)
 
@@ -474,3 +480,60 @@ def test_tips_run_once_says_that_serve_posts_the_tips_of_several_workspaces(fake
 
     with pytest.raises(slack_settings.SettingsError, match=r"^SLACK_CLIENT_ID is set: `trendbot tips run-once` posts"):
         asyncio.run(open_poster())
+
+
+# -- the done-when, as a process ---------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_trendbot_serve_installs_two_workspaces_answers_each_with_its_token_and_an_uninstall_removes_its_rows(
+        fake, tmp_path):
+    root = Path(__file__).resolve().parents[1]
+    db = tmp_path / "t.db"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "TRENDBOT_", "DISCORD_"))}
+    env |= {"PYTHONPATH": str(root), "SLACK_CLIENT_ID": CLIENT_ID, "SLACK_CLIENT_SECRET": CLIENT_SECRET,
+            "SLACK_STATE_SECRET": STATE_SECRET, "SLACK_SIGNING_SECRET": SIGNING_SECRET, "SLACK_API_URL": fake.api_url,
+            "TRENDBOT_DB": str(db), "TRENDBOT_KNOWLEDGE": str(MINI), "TRENDBOT_HTTP_HOST": "127.0.0.1",
+            "TRENDBOT_HTTP_PORT": "0", "TRENDBOT_SLACK_HOST": "127.0.0.1", "TRENDBOT_SLACK_PORT": "0",
+            "TRENDBOT_RELOAD_INTERVAL": "0"}
+    proc = subprocess.Popen([sys.executable, "-m", "trendbot", "-v", "serve"], env=env, cwd=root,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    lines: queue.Queue[str] = queue.Queue()
+    err: list[str] = []
+
+    def read() -> None:
+        for line in proc.stderr:
+            err.append(line)
+            lines.put(line)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        port, deadline = None, time.monotonic() + 60
+        while port is None:
+            line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
+            m = re.search(r"listening for Slack on http://127\.0\.0\.1:(\d+)/slack/events \(HTTP mode, several", line)
+            port = int(m.group(1)) if m else None
+        tokens = {team: install(fake, port, team) for team in (ONE, TWO)}
+        for i, team in enumerate((ONE, TWO)):
+            send_signed(port, slash(fake, team, "subscribe 09:00 UTC", INSTALLER[team], f"sub-{team}"), FORM)
+            response(fake, f"sub-{team}")
+            assert send_signed(port, mention(team, ts=f"1715000000.00030{i}"), JSON)[0] == 200
+        fake.wait_replies(2, "chat.postMessage", timeout=20)
+        for team in (ONE, TWO):
+            (reply,) = [c for c in fake.replies("chat.postMessage") if c.data["channel"] == f"C{team}"]
+            assert reply.token == tokens[team]
+        assert send_signed(port, uninstalled(ONE), JSON)[0] == 200
+        fake.wait_for(lambda f: rows(db, "SELECT team_id FROM installations") == [(TWO,)], timeout=20)
+        for table in ("subscriptions", "inbox", "asked"):
+            assert rows(db, f"SELECT DISTINCT team_id FROM {table}") == [(TWO,)], table
+        proc.terminate()
+        assert proc.wait(timeout=20) == 0
+    finally:
+        proc.kill()
+        reader.join(5)
+        proc.stderr.close()
+    text = "".join(err)
+    assert "DEBUG" in text and "oauth.v2.access" in text  # verbose: the exchange was logged, and redacted
+    for secret in (*tokens.values(), CLIENT_SECRET, STATE_SECRET, SIGNING_SECRET):
+        assert secret not in text
