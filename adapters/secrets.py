@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 
 # A Slack token of any kind (bot, user, refresh, app-level): redacted wherever it shows, also one
 # this process never read from its settings (a workspace's bot token from the store).
-SLACK_TOKEN = re.compile(r"\b(?:xox[a-z](?:\.xox[a-z])?|xapp)-[A-Za-z0-9-]+")
+TOKEN_PATTERN = re.compile(r"\b(?:xox[a-z](?:\.xox[a-z])?|xapp)-[A-Za-z0-9-]+")
 
 
 class SettingsError(ValueError):
@@ -54,9 +54,9 @@ class SecretFilter(logging.Filter):
         return True
 
     def _holds(self, text: str) -> bool:
-        return any(s in text for s in self.secrets) or SLACK_TOKEN.search(text) is not None
+        return any(s in text for s in self.secrets) or TOKEN_PATTERN.search(text) is not None
 
     def _redact(self, text: str) -> str:
         for s in self.secrets:
             text = text.replace(s, "[redacted]")
-        return SLACK_TOKEN.sub("[redacted]", text)
+        return TOKEN_PATTERN.sub("[redacted]", text)

@@ -2,13 +2,9 @@
 
 A Store holds what must outlive a process and be shared by every process of one installation:
 the reply inbox (questions recorded before they are acknowledged), daily-tip subscriptions and
-the per-day tip posts, the learning loop (questions asked, votes, taught phrasings), named
-leases (which replica holds a connection only one may hold), and the installations of an app
-serving several workspaces with the one-time states of their OAuth flow. Every "exactly once"
-rests on a UNIQUE constraint in it, never on timing.
-
-A `team` is the workspace a row belongs to where one app serves several (Slack installed by
-OAuth); it is '' where a platform has one. `forget_team` deletes every row of one. bot/sqlite_store.py is the embedded default; the app
+the per-day tip posts, the learning loop (questions asked, votes, taught phrasings), and named
+leases (which replica holds a connection only one may hold). Every "exactly once" rests on a
+UNIQUE constraint in it, never on timing. bot/sqlite_store.py is the embedded default; the app
 layer (trendbot/wiring.py) picks the implementation from TRENDBOT_DB.
 """
 from __future__ import annotations
@@ -24,7 +20,13 @@ class StoreError(Exception):
 
 
 class Store(Protocol):
-    """What callers may do with the store. Implementations are safe to use from several threads."""
+    """What callers may do with the store. Implementations are safe to use from several threads.
+
+    It also keeps the installations of an app serving several workspaces, with the one-time
+    states of their OAuth flow. A `team` is the workspace a row belongs to where one app serves
+    several (Slack installed by OAuth), '' where a platform has one; `forget_team` deletes every
+    row of one team.
+    """
 
     def record(self, key: str, platform: str, payload: str, now: float, lease: float, team: str = "") -> str:
         """Record a question before it is acknowledged and lease it to the caller: "new" or "taken"

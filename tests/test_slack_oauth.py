@@ -438,6 +438,9 @@ def test_an_uninstall_deletes_that_workspaces_rows_and_token_and_the_other_is_st
     assert reply.token == two and reply.data["channel"] == f"C{TWO}"
     time.sleep(0.2)
     assert len(fake.replies()) == 1  # the uninstalled workspace's mention was not answered (no token to do it)
+    send_signed(app.port, slash(fake, ONE, "k8s", "U0ANN", "after"), FORM)  # a command can still be told why
+    assert response(fake, "after").data["text"] == slack_app.NOT_INSTALLED
+    assert counts(store, ONE) == dict.fromkeys(before, 0)
 
 
 def test_a_revoked_user_token_alone_forgets_nothing(fake, app, store):
