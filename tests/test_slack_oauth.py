@@ -448,6 +448,7 @@ def test_a_revoked_user_token_alone_forgets_nothing(fake, app, store):
     assert send_signed(app.port, uninstalled(ONE, "tokens_revoked", {"oauth": ["U0ANN"], "bot": []}), JSON)[0] == 200
     send_signed(app.port, mention(ONE), JSON)
     fake.wait_replies(1)  # events after it are still answered: it was handled, and changed nothing
+    time.sleep(0.3)  # bolt runs the listener after the ack: give it time to do what it would
     assert store.installation("slack", ONE) is not None
 
 
@@ -461,7 +462,7 @@ def test_tokens_and_secrets_never_reach_the_logs(fake, app, store, caplog):
         send_signed(app.port, mention(team, ts=f"1715000000.00020{i}"), JSON)
     fake.wait_replies(2)
     send_signed(app.port, uninstalled(ONE), JSON)
-    fake.wait_for(lambda f: store.installation("slack", ONE) is None)
+    fake.wait_for(lambda f: any("rows deleted" in r.getMessage() for r in caplog.records))
     text = "\n".join(r.getMessage() + (r.exc_text or "") for r in caplog.records)
     assert "Received the following response" in text and "oauth.v2.access" in text  # the dumps did run
     assert "[redacted]" in text  # ... and the one holding a token was redacted where it was written
