@@ -168,12 +168,12 @@ class Installations(AsyncInstallationStore):
 
 
 class States(AsyncOAuthStateStore):
-    """slack_sdk's AsyncOAuthStateStore over the store: one-time states that run out.
+    """slack_sdk's AsyncOAuthStateStore: signed one-time states that run out.
 
-    A state is a random nonce and its HMAC under SLACK_STATE_SECRET. The signature lets a state
-    this deployment never issued be refused before the store is asked, and every replica (same
-    secret, same store) accepts what any of them issued; the store makes each one good once, and
-    only for `ttl` seconds, however many replicas see it come back.
+    A state is a random nonce, the time it runs out and their HMAC under SLACK_STATE_SECRET, so
+    any replica (same secret) can tell a state this deployment issued, still good, from anything
+    else without asking the store, and opening the install page writes nothing. The store makes
+    each good once (`use_state`, a PRIMARY KEY), however many replicas see it come back.
     """
 
     def __init__(self, store: Store, secret: str, ttl: float = STATE_TTL, clock: Callable[[], float] = time.time):
@@ -191,17 +191,20 @@ class States(AsyncOAuthStateStore):
         return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
     async def async_issue(self, *args, **kwargs) -> str:
-        """A new state for one install link (cookie- and URL-safe characters only)."""
-        nonce = secrets.token_urlsafe(24)
-        await asyncio.to_thread(self.store.issue_state, nonce, self.clock(), self.ttl)
-        return f"{nonce}.{self._sign(nonce)}"
+        """A new state for one install link: nonce.expiry.signature (cookie- and URL-safe characters only)."""
+        body = f"{secrets.token_urlsafe(24)}.{int(self.clock() + self.ttl)}"
+        return f"{body}.{self._sign(body)}"
 
     async def async_consume(self, state: str) -> bool:
         """True once for a state issued here that has not run out; False for anything else."""
-        nonce, dot, signature = (state or "").partition(".")
-        if not dot or len(state) > 200 or not hmac.compare_digest(signature.encode(), self._sign(nonce).encode()):
+        body, _, signature = (state or "")[:200].rpartition(".")
+        _, _, expires = body.partition(".")
+        if not expires.isdigit() or not hmac.compare_digest(signature.encode(), self._sign(body).encode()):
             return False
-        return await asyncio.to_thread(self.store.consume_state, nonce, self.clock())
+        now = self.clock()
+        if int(expires) <= now:
+            return False
+        return await asyncio.to_thread(self.store.use_state, body, now, int(expires))
 
 
 def oauth_flow(settings: Settings, installations: Installations, store: Store, client: AsyncWebClient) -> AsyncOAuthFlow:

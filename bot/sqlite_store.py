@@ -81,13 +81,14 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
     )),
     (6, (
         # An app installed in several workspaces (Slack by OAuth): one installation per team, its
-        # tokens inside `data`; the OAuth flow's one-time states until `expires_at` (ms); and the
-        # team each subscription, inbox row and question belongs to ('' where there is one), so
-        # that an uninstall deletes that team's rows and no other's.
+        # tokens inside `data`; the OAuth flow's states once used, until they run out anyway
+        # (`expires_at`, ms), so each is good once; and the team each subscription, inbox row and
+        # question belongs to ('' where there is one), so that an uninstall deletes that team's
+        # rows and no other's.
         "CREATE TABLE installations (platform VARCHAR(32) NOT NULL, team_id VARCHAR(64) NOT NULL,"
         " data TEXT NOT NULL, installed_at BIGINT NOT NULL, PRIMARY KEY (platform, team_id))",
-        "CREATE TABLE oauth_states (state VARCHAR(255) PRIMARY KEY, expires_at BIGINT NOT NULL)",
-        "CREATE INDEX oauth_states_expires_at ON oauth_states (expires_at)",
+        "CREATE TABLE used_states (state VARCHAR(255) PRIMARY KEY, expires_at BIGINT NOT NULL)",
+        "CREATE INDEX used_states_expires_at ON used_states (expires_at)",
         "ALTER TABLE subscriptions ADD COLUMN team_id VARCHAR(64) NOT NULL DEFAULT ''",
         "ALTER TABLE inbox ADD COLUMN team_id VARCHAR(64) NOT NULL DEFAULT ''",
         "ALTER TABLE asked ADD COLUMN team_id VARCHAR(64) NOT NULL DEFAULT ''",
@@ -404,17 +405,16 @@ class SQLiteStore:
                 raise
         return gone
 
-    def issue_state(self, state: str, now: float, ttl: float) -> None:
-        """Keep a one-time state (an OAuth flow's) until now + ttl; states that ran out are dropped on the way."""
+    def use_state(self, state: str, now: float, expires_at: float) -> bool:
+        """Use a one-time state (an OAuth flow's) up: True the first time, for one caller only (the PRIMARY
+        KEY decides), False ever after. It is kept until `expires_at`; those past it are dropped on the way."""
         with self._lock:
-            self._db.execute("DELETE FROM oauth_states WHERE expires_at <= ?", (_ms(now),))
-            self._db.execute("INSERT INTO oauth_states (state, expires_at) VALUES (?, ?)", (state, _ms(now + ttl)))
-
-    def consume_state(self, state: str, now: float) -> bool:
-        """Use a state up: True for one caller only, and only before it runs out (one DELETE decides)."""
-        with self._lock:
-            cur = self._db.execute("DELETE FROM oauth_states WHERE state = ? AND expires_at > ?", (state, _ms(now)))
-            return cur.rowcount == 1
+            self._db.execute("DELETE FROM used_states WHERE expires_at <= ?", (_ms(now),))
+            try:
+                self._db.execute("INSERT INTO used_states (state, expires_at) VALUES (?, ?)", (state, _ms(expires_at)))
+            except sqlite3.IntegrityError:
+                return False
+            return True
 
     # -- daily tips ---------------------------------------------------------------------------
 

@@ -120,11 +120,9 @@ class Store(Protocol):
         """Delete everything kept for one team, in one transaction: its installation, its channels'
         subscriptions and tip posts, its inbox rows, its questions and their votes. Returns the rows deleted."""
 
-    def issue_state(self, state: str, now: float, ttl: float) -> None:
-        """Keep a one-time state (an OAuth flow's) until now + ttl; states that ran out are dropped on the way."""
-
-    def consume_state(self, state: str, now: float) -> bool:
-        """Use a state up: True for one caller only, and only before it runs out."""
+    def use_state(self, state: str, now: float, expires_at: float) -> bool:
+        """Use a one-time state (an OAuth flow's) up: True the first time, for one caller only, False ever
+        after; it need not be kept past `expires_at` (its issuer refuses it by then)."""
 
     def meta(self, name: str, default: Callable[[], str]) -> str:
         """A value the store keeps for itself, made with `default()` the first time."""

@@ -240,16 +240,21 @@ def test_a_code_slack_refuses_is_a_clear_page_and_stores_nothing(fake, app, stor
     assert rows(store.path, "SELECT COUNT(*) FROM installations") == [(0,)]
 
 
-def test_a_state_runs_out_and_a_signature_is_checked_before_the_store(store):
+def test_a_state_is_signed_runs_out_and_is_good_once(store):
     now = [1000.0]
     states = States(store, STATE_SECRET, ttl=600, clock=lambda: now[0])
     other = States(store, "another-deployment-" + "x" * 32, ttl=600, clock=lambda: now[0])
 
     async def go():
         early, late, theirs = await states.async_issue(), await states.async_issue(), await other.async_issue()
+        assert rows(store.path, "SELECT COUNT(*) FROM used_states") == [(0,)]  # an install page writes nothing
+        nonce, expires, signature = early.split(".")
         assert not await states.async_consume(theirs)  # signed with another secret
-        assert not await states.async_consume(early.split(".")[0] + ".AAAA")  # a nonce with a made-up signature
+        assert not await states.async_consume(f"{nonce}.{int(expires) + 3600}.{signature}")  # a longer life, forged
+        assert not await states.async_consume(f"{nonce}.{expires}.AAAA")
+        assert not await states.async_consume("") and not await states.async_consume("x" * 5000)
         assert await states.async_consume(early)
+        assert not await states.async_consume(early)  # used up
         now[0] += 601
         assert not await states.async_consume(late)  # ran out
 

@@ -27,7 +27,7 @@ def test_created_on_first_use_with_schema_version_and_wal(tmp_path):
     assert raw.execute("SELECT version FROM schema_version").fetchall() == [(6,)]
     tables = {r[0] for r in raw.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert {"schema_version", "inbox", "subscriptions", "tip_posts", "asked", "votes", "learned", "meta", "leases",
-            "installations", "oauth_states"} <= tables
+            "installations", "used_states"} <= tables
     raw.close()
 
 

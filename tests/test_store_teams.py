@@ -65,17 +65,15 @@ def test_an_installation_per_team_saved_replaced_and_deleted(store):
         st.save_installation("slack", "", "{}", now=1000.0)
 
 
-def test_an_oauth_state_is_used_once_and_only_before_it_runs_out(store, tmp_path):
+def test_an_oauth_state_is_used_once_by_one_replica(store, tmp_path):
     a, b = store(), store()
-    a.issue_state("s1", now=1000.0, ttl=600.0)
-    a.issue_state("s2", now=1000.0, ttl=600.0)
-    assert b.consume_state("s1", now=1001.0)  # another replica finishes the flow
-    assert not a.consume_state("s1", now=1002.0)  # replayed
-    assert not a.consume_state("never-issued", now=1002.0)
-    assert not a.consume_state("s2", now=1600.0)  # ran out
-    a.issue_state("s3", now=1700.0, ttl=600.0)  # and the ones that ran out are dropped on the way
+    assert b.use_state("s1", now=1000.0, expires_at=1600.0)  # one replica finishes the flow
+    assert not a.use_state("s1", now=1001.0, expires_at=1600.0)  # replayed, on another
+    assert not b.use_state("s1", now=1002.0, expires_at=1600.0)
+    assert a.use_state("s2", now=1003.0, expires_at=1603.0)
+    assert a.use_state("s3", now=1700.0, expires_at=2300.0)  # and the ones past their time are dropped on the way
     raw = sqlite3.connect(tmp_path / "t.db")
-    assert [r[0] for r in raw.execute("SELECT state FROM oauth_states")] == ["s3"]
+    assert [r[0] for r in raw.execute("SELECT state FROM used_states")] == ["s3"]
     raw.close()
 
 
