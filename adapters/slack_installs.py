@@ -63,19 +63,15 @@ def to_data(installation: Installation) -> str:
     return json.dumps(data, sort_keys=True)
 
 
-def _read(data: str) -> dict:
-    return json.loads(data)
-
-
 def to_installation(data: str) -> Installation:
     """The installation a stored record describes (for bolt)."""
-    fields = _read(data)
+    fields = json.loads(data)
     return Installation(**{k: v for k, v in fields.items() if k in _KEEP or k == "bot_scopes"})
 
 
 def to_workspace(data: str) -> Workspace:
     """The workspace a stored record describes (for the adapter)."""
-    fields = _read(data)
+    fields = json.loads(data)
     return Workspace(fields["team_id"], fields["bot_token"], fields.get("bot_user_id") or "",
                      fields.get("user_id") or "")
 
@@ -113,7 +109,7 @@ class Installations(AsyncInstallationStore):
         data = await self._data(bot.team_id)
         if data is None:
             raise BoltError("no installation to update")
-        fields = _read(data) | {"bot_token": bot.bot_token, "bot_refresh_token": bot.bot_refresh_token,
+        fields = json.loads(data) | {"bot_token": bot.bot_token, "bot_refresh_token": bot.bot_refresh_token,
                                 "bot_token_expires_at": bot.bot_token_expires_at}
         await asyncio.to_thread(self.store.save_installation, PLATFORM, bot.team_id, json.dumps(fields, sort_keys=True),
                                 self.clock())
