@@ -43,7 +43,9 @@ class Incoming:
     core calls it only for a command that changes them, so a platform whose check costs API calls
     pays only then. `channel_problem` says why the bot could not post here (not a member), or
     None; it is asked before a channel subscribes. `spell` writes a command the way the platform
-    does (Discord has /subscribe).
+    does (Discord has /subscribe). `team` is the workspace it came from where one app serves several
+    (Slack installed by OAuth), '' elsewhere: what it creates (a subscription, a recorded question)
+    belongs to that team, and the report it asks for covers that team only.
     """
 
     text: str
@@ -58,6 +60,7 @@ class Incoming:
     channel_problem: Callable[[], str | None] = lambda: None
     spell: Spell = trend_spelling
     is_manager: Callable[[], bool] = _no  # may see the report and teach the bot (the platform's rule)
+    team: str = ""
 
 
 def documents(kb: Knowledge, learned: Mapping[str, tuple[str, ...]] | None = None) -> list[Document]:
@@ -151,7 +154,7 @@ class TrendBot:
         """The reply with the id its feedback buttons name, and for a manager a "Teach" on a decline."""
         try:
             asked_id = self.learning.record(incoming.platform, incoming.channel_id, clean(incoming.text),
-                                            reply.entry_id, reply.answered, reply.score)
+                                            reply.entry_id, reply.answered, reply.score, team=incoming.team)
         except Exception as exc:  # the store failing must not cost the answer
             log.warning("could not record a %s question: %s", incoming.platform, exc)
             return reply
@@ -186,7 +189,8 @@ class TrendBot:
                 return Decision(Reply(title="Daily tips are off", answered=False, kind="error", private=True,
                                       text="This trendbot runs without a store, so it can't keep subscriptions."), None)
             return Decision(self.tips.command(verb.lower(), args, incoming.platform, incoming.channel_id,
-                                              incoming.can_manage, incoming.spell, incoming.channel_problem), None)
+                                              incoming.can_manage, incoming.spell, incoming.channel_problem,
+                                              team=incoming.team), None)
         if not word:  # a bare /trend, on every surface: how to use it
             return Decision(self.help(incoming.spell), None)
         if word in TOPICS_WORDS:
@@ -229,9 +233,9 @@ class TrendBot:
         """Teach `question` as a phrasing of an entry, and say so (or what is wrong)."""
         return teaching.teach(self, entry_id, question, by)
 
-    def report(self, days: float, top: int = 10):
-        """The learning loop's report, with the closest entries of each unanswered question."""
-        return teaching.report(self, days, top)
+    def report(self, days: float, top: int = 10, team: str | None = None):
+        """The learning loop's report (of one team, when given), with the closest entries of each unanswered question."""
+        return teaching.report(self, days, top, team)
 
     def more(self, entry_id: str) -> Reply:
         """The whole entry behind a short answer: what "More" shows."""

@@ -125,6 +125,22 @@ def test_a_phrasing_for_an_entry_that_is_gone_is_reported_not_fatal(mini_kb, sto
     assert bot.handle(Incoming("is serverless cheaper?")).answered
 
 
+def test_a_manager_of_one_workspace_sees_only_that_workspaces_questions(mini_kb, store):
+    bot = bot_with(mini_kb, store)
+    ask = lambda text, team, **kw: bot.handle(Incoming(text, platform="slack", channel_id=f"C{team}", team=team, **kw))
+    voted = ask("is serverless cheaper?", "T1")
+    ask("what about monorepos", "T1")
+    ask("best pizza oven in town", "T2")
+    ask(f"bad {voted.asked_id}", "T1", is_command=True)
+    assert [r[7] for r in store.questions(0, team="T2")] == ["best pizza oven in town"]  # recorded with its team
+    report = ask("report", "T2", is_command=True, is_manager=lambda: True)
+    assert "pizza" in report.text and "monorepos" not in report.text and "not helpful" not in report.text
+    report = ask("report", "T1", is_command=True, is_manager=lambda: True)
+    assert "monorepos" in report.text and "pizza" not in report.text and "1 not helpful" in report.text
+    everything = bot.report(7)  # `trendbot report` on the host: every workspace
+    assert everything.questions == 3
+
+
 def test_teaching_in_chat_is_for_managers_and_checks_the_entry(mini_kb, store):
     bot = bot_with(mini_kb, store)
     refused = bot.handle(Incoming("teach kubernetes what about monorepos", is_command=True))

@@ -21,12 +21,13 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_created_on_first_use_with_schema_version_and_wal(tmp_path):
     path = tmp_path / "deep" / "er" / "trendbot.db"
     with Store(path) as st:
-        assert st.version == store.SCHEMA_VERSION == 5
+        assert st.version == store.SCHEMA_VERSION == 6
     raw = sqlite3.connect(path)
     assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert raw.execute("SELECT version FROM schema_version").fetchall() == [(5,)]
+    assert raw.execute("SELECT version FROM schema_version").fetchall() == [(6,)]
     tables = {r[0] for r in raw.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    assert {"schema_version", "inbox", "subscriptions", "tip_posts", "asked", "votes", "learned", "meta", "leases"} <= tables
+    assert {"schema_version", "inbox", "subscriptions", "tip_posts", "asked", "votes", "learned", "meta", "leases",
+            "installations", "used_states"} <= tables
     raw.close()
 
 

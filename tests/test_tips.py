@@ -71,6 +71,14 @@ def test_subscribe_with_defaults_then_show_and_unsubscribe(bot):
     assert command(bot, "subscription").title == "No daily tips here"
 
 
+def test_a_subscription_belongs_to_the_team_it_was_made_in(bot):
+    bot.handle(Incoming("subscribe 08:00 UTC", platform="slack", channel_id="C1", team="T1", is_command=True,
+                        can_manage=lambda: True))
+    assert bot.tips.store.subscription("slack", "C1").team == "T1"
+    assert command(bot, "subscribe 08:00 UTC").title == "Daily tips on"  # again where teams are not told apart
+    assert bot.tips.store.subscription("slack", "C1").team == ""
+
+
 def test_subscribe_time_zone_and_topics(bot):
     reply = command(bot, "subscribe 08:30 America/New_York k8s serverles")
     assert "08:30 America/New_York" in reply.text and "Kubernetes, Serverless computing" in reply.text
