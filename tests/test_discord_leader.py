@@ -14,6 +14,8 @@ import pytest
 import yarl
 
 from adapters import discord_app as da
+from adapters import discord_settings as ds
+from adapters.discord_shards import Shards
 from adapters.inbox import Inbox
 from adapters.leader import Leader, LeaseLost, must_let_go, replica_id
 from bot.sqlite_store import SQLiteStore
@@ -189,7 +191,7 @@ def replica(mini_bot, tmp_path, name: str, ttl: float = 3.0) -> da.DiscordPlatfo
     store = SQLiteStore(tmp_path / "shared.db")
     inbox = Inbox(store, "discord", lease=2)
     leader = Leader(store, da.LEASE, name, ttl=ttl, poll=0.2)
-    return da.DiscordPlatform(mini_bot, inbox, da.Settings(TOKEN, lease=ttl), leader=leader)
+    return da.DiscordPlatform(mini_bot, inbox, ds.Settings(TOKEN, lease=ttl), leader=leader)
 
 
 async def until(check, timeout: float = 10.0):
@@ -249,12 +251,12 @@ async def test_a_leader_that_loses_the_lease_disconnects_at_once(mini_bot, tmp_p
 
 async def test_with_shard_ids_there_is_no_lease(mini_bot, tmp_path):
     store = SQLiteStore(tmp_path / "t.db")
-    platform = da.DiscordPlatform(mini_bot, Inbox(store, "discord"), da.Settings(TOKEN, shards=da.Shards((0,), 2)))
+    platform = da.DiscordPlatform(mini_bot, Inbox(store, "discord"), ds.Settings(TOKEN, shards=Shards((0,), 2)))
     assert platform.leader is None and not platform.standing_by()
-    plain = da.DiscordPlatform(mini_bot, Inbox(store, "discord"), da.Settings(TOKEN, lease=12))
+    plain = da.DiscordPlatform(mini_bot, Inbox(store, "discord"), ds.Settings(TOKEN, lease=12))
     assert plain.leader is not None and plain.leader.name == "discord" and plain.leader.ttl == 12
     # `auto` runs every shard in this process: the whole bot again, so one replica at a time.
-    auto = da.DiscordPlatform(mini_bot, Inbox(store, "discord"), da.Settings(TOKEN, shards=da.Shards()))
+    auto = da.DiscordPlatform(mini_bot, Inbox(store, "discord"), ds.Settings(TOKEN, shards=Shards()))
     assert auto.leader is not None and auto.leader.name == "discord"
     store.close()
 

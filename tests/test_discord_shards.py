@@ -11,6 +11,7 @@ import pytest
 import yarl
 
 from adapters import discord_app as da
+from adapters import discord_settings as ds
 from adapters.discord_shards import Shards, as_shards, shard_of
 from tests import discord_fake
 from tests.discord_fake import TOKEN, FakeDiscord, server_on
@@ -66,10 +67,10 @@ def test_a_bad_value_is_a_settings_problem_naming_the_setting():
 
 
 def test_settings_carry_the_shards_and_the_lease():
-    settings = da.Settings.from_env({"DISCORD_TOKEN": TOKEN, "TRENDBOT_DISCORD_SHARDS": "1/2",
+    settings = ds.Settings.from_env({"DISCORD_TOKEN": TOKEN, "TRENDBOT_DISCORD_SHARDS": "1/2",
                                      "TRENDBOT_DISCORD_LEASE": "12"})
     assert settings.shards == Shards((1,), 2) and settings.lease == 12.0
-    plain = da.Settings.from_env({"DISCORD_TOKEN": TOKEN})
+    plain = ds.Settings.from_env({"DISCORD_TOKEN": TOKEN})
     assert plain.shards is None and plain.lease == 30.0
 
 
@@ -93,12 +94,12 @@ def test_shard_of_follows_discords_formula():
 
 
 def test_the_client_is_sharded_only_when_shards_are_set(mini_bot):
-    plain = da.build_client(mini_bot, da.Settings(TOKEN))
+    plain = da.build_client(mini_bot, ds.Settings(TOKEN))
     assert type(plain) is da.DiscordClient and not isinstance(plain, discord.AutoShardedClient)
-    sharded = da.build_client(mini_bot, da.Settings(TOKEN, shards=Shards((0, 1), 4)))
+    sharded = da.build_client(mini_bot, ds.Settings(TOKEN, shards=Shards((0, 1), 4)))
     assert isinstance(sharded, discord.AutoShardedClient)
     assert sharded.shard_ids == [0, 1] and sharded.shard_count == 4
-    auto = da.build_client(mini_bot, da.Settings(TOKEN, shards=Shards()))
+    auto = da.build_client(mini_bot, ds.Settings(TOKEN, shards=Shards()))
     assert auto.shard_ids is None and auto.shard_count is None  # discord.py asks /gateway/bot
 
 
@@ -146,7 +147,7 @@ async def test_one_client_on_two_shards_answers_both_and_dms(mini_bot, pointed):
     with FakeDiscord(servers=(on0, on1)) as fake:
         pointed(fake)
         said: list[str] = []
-        client = Sharded(mini_bot, da.Settings(TOKEN, shards=Shards((0, 1), 2)), announce=said.append)
+        client = Sharded(mini_bot, ds.Settings(TOKEN, shards=Shards((0, 1), 2)), announce=said.append)
         serving = await connect(client)
         try:
             assert sorted(i["shard"] for i in fake.identifies) == [[0, 2], [1, 2]]
@@ -168,7 +169,7 @@ async def test_a_replica_on_one_shard_gets_only_that_shards_servers(mini_bot, po
     on0, on1 = server_on(0, 2), server_on(1, 2)
     with FakeDiscord(servers=(on0, on1)) as fake:
         pointed(fake)
-        client = Sharded(mini_bot, da.Settings(TOKEN, shards=Shards((1,), 2)))
+        client = Sharded(mini_bot, ds.Settings(TOKEN, shards=Shards((1,), 2)))
         serving = await connect(client)
         try:
             assert [i["shard"] for i in fake.identifies] == [[1, 2]]
@@ -189,7 +190,7 @@ async def test_a_replica_on_one_shard_gets_only_that_shards_servers(mini_bot, po
 async def test_auto_takes_discords_recommended_count(mini_bot, pointed):
     with FakeDiscord(servers=(server_on(0, 3), server_on(2, 3)), recommended_shards=3) as fake:
         pointed(fake)
-        client = Sharded(mini_bot, da.Settings(TOKEN, shards=Shards()))
+        client = Sharded(mini_bot, ds.Settings(TOKEN, shards=Shards()))
         serving = await connect(client)
         try:
             assert fake.requests("GET", "/gateway/bot")
@@ -203,7 +204,7 @@ async def test_auto_takes_discords_recommended_count(mini_bot, pointed):
 async def test_connected_only_while_every_shard_is_up(mini_bot, pointed):
     with FakeDiscord() as fake:
         pointed(fake)
-        client = Sharded(mini_bot, da.Settings(TOKEN, shards=Shards((0, 1), 2)))
+        client = Sharded(mini_bot, ds.Settings(TOKEN, shards=Shards((0, 1), 2)))
         serving = await connect(client)
         try:
             await client.on_shard_disconnect(1)  # what discord.py dispatches when shard 1's socket drops
