@@ -89,12 +89,6 @@ class Team:
     installer: str = ""
 
 
-# -- settings -----------------------------------------------------------------------------------
-
-
-# -- payloads -> Incoming -------------------------------------------------------------------------
-
-
 # Errors after which posting to a channel cannot work until someone changes something in Slack.
 PERMANENT_ERRORS = frozenset({
     "channel_not_found", "is_archived", "not_in_channel", "account_inactive", "invalid_auth",
