@@ -55,17 +55,32 @@ def is_postgres(target: str) -> bool:
     return target.split("://", 1)[0].lower() in SCHEMES and "://" in target
 
 
-def masked(url: str) -> str:
-    """The URL with its password (in the user part or a `password=` parameter) shown as ***."""
+def _parts(url: str) -> tuple[str, str, str, str]:
+    """(scheme://, user info, the rest up to any ?, the query) of a URL; ('', '', url, '') if it is none."""
     scheme, sep, rest = url.partition("://")
     if not sep:
-        return url
-    head, q, query = rest.partition("?")
+        return "", "", url, ""
+    head, _, query = rest.partition("?")
     at = head.rfind("@")  # the last @: a password may hold an unescaped @ of its own
-    if at >= 0 and ":" in head[:at]:
-        head = head[:at].split(":", 1)[0] + ":***" + head[at:]
+    return scheme + sep, head[:at + 1], head[at + 1:], query
+
+
+def masked(url: str) -> str:
+    """The URL with its password (in the user part or a `password=` parameter) shown as ***."""
+    scheme, user, rest, query = _parts(url)
+    if ":" in user:
+        user = user.split(":", 1)[0] + ":***@"
     query = re.sub(r"(?i)(^|&)(password=)[^&]*", r"\1\2***", query)
-    return f"{scheme}{sep}{head}{q}{query}"
+    return scheme + user + rest + (f"?{query}" if query else "")
+
+
+def password(url: str) -> str:
+    """The password a URL holds (as written, percent-escapes and all), or ''."""
+    _, user, _, query = _parts(url)
+    if ":" in user:
+        return user[:-1].split(":", 1)[1]
+    found = re.search(r"(?i)(?:^|&)password=([^&]*)", query)
+    return found.group(1) if found else ""
 
 
 class PostgresStore:

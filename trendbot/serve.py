@@ -380,10 +380,15 @@ def check(config: Config, knowledge_dir: str | None, only: str | None = None
     found, problems = platforms_from(config, only)
     kb, more = wiring.knowledge(knowledge_dir, config["TRENDBOT_KNOWLEDGE_MAX_BYTES"])
     problems += more
-    try:  # the store too, so that a path it cannot use is reported with the rest
-        wiring.open_db(config).close()
-    except StoreError as exc:
-        problems.append(str(exc))
+    try:  # the store too, so that a path it cannot use, or a database it cannot reach, is reported with the rest
+        wiring.db_target(config)
+    except StoreError:
+        pass  # a URL of no store trendbot knows: the settings' own check lists it already
+    else:
+        try:
+            wiring.open_db(config).close()
+        except StoreError as exc:
+            problems.append(str(exc))
     return found, kb, problems
 
 
