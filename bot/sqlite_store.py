@@ -250,19 +250,20 @@ class SQLiteStore:
             return int(cur.lastrowid)
 
     def vote(self, asked_id: int, voter: str, helpful: bool, now: float) -> str:
-        """One person's vote on one answer: "new", "changed", "same" or "unknown" (no such answer)."""
+        """One person's vote on one answer: "new", "changed", "same" or "unknown" (no such answer).
+
+        The first vote is an INSERT that one caller wins; a change is an UPDATE that applies only
+        when the vote differs: two presses at once, even in two processes, count once."""
         with self._lock:
             if self._db.execute("SELECT 1 FROM asked WHERE id = ? AND answered = 1", (asked_id,)).fetchone() is None:
                 return "unknown"
-            row = self._db.execute("SELECT helpful FROM votes WHERE asked_id = ? AND voter = ?",
-                                   (asked_id, voter)).fetchone()
-            if row is not None and bool(row[0]) == helpful:
-                return "same"
-            self._db.execute(
-                "INSERT INTO votes (asked_id, voter, helpful, voted_at) VALUES (?, ?, ?, ?)"
-                " ON CONFLICT (asked_id, voter) DO UPDATE SET helpful = excluded.helpful, voted_at = excluded.voted_at",
-                (asked_id, voter, int(helpful), int(now)))
-            return "new" if row is None else "changed"
+            cur = self._db.execute("INSERT INTO votes (asked_id, voter, helpful, voted_at) VALUES (?, ?, ?, ?)"
+                                   " ON CONFLICT (asked_id, voter) DO NOTHING", (asked_id, voter, int(helpful), int(now)))
+            if cur.rowcount == 1:
+                return "new"
+            cur = self._db.execute("UPDATE votes SET helpful = ?, voted_at = ? WHERE asked_id = ? AND voter = ?"
+                                   " AND helpful <> ?", (int(helpful), int(now), asked_id, voter, int(helpful)))
+            return "changed" if cur.rowcount == 1 else "same"
 
     def questions(self, since: float, team: str | None = None) -> list[tuple]:
         """(id, platform, channel_id, asked_at, entry_id, answered, score, question) asked since `since`
