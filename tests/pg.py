@@ -1,8 +1,9 @@
 """A throwaway PostgreSQL for the tests: initdb in a temporary folder, on loopback, a free port.
 
 The server is started once per test session, when a test first needs it, and each test gets a
-database of its own. PostgreSQL 15's `initdb` and `pg_ctl` are looked for in
-TRENDBOT_TEST_PG_BIN, /usr/lib/postgresql/15/bin and on PATH. They refuse to run as root, so as
+database of its own. PostgreSQL's `initdb` and `pg_ctl` are looked for in TRENDBOT_TEST_PG_BIN,
+/usr/lib/postgresql/15/bin (the version these machines have), Debian's folders of other versions,
+and on PATH; .ci/run installs PostgreSQL 15 where there is none. They refuse to run as root, so as
 root they run as the `postgres` user (which owns the data folder).
 
 - TRENDBOT_TEST_PG_URL=postgresql://USER@HOST:PORT/DB uses that server instead (the user must
@@ -35,8 +36,10 @@ def wanted() -> bool:
 
 
 def binaries() -> Path | None:
-    """The folder holding initdb and pg_ctl, if there is one."""
-    folders = [os.environ.get("TRENDBOT_TEST_PG_BIN", ""), *PG_BIN]
+    """The folder holding initdb and pg_ctl, if there is one: 15 first, else Debian's newest, else PATH's."""
+    others = sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: -int(p.parent.name)
+                    if p.parent.name.isdigit() else 0)
+    folders = [os.environ.get("TRENDBOT_TEST_PG_BIN", ""), *PG_BIN, *map(str, others)]
     found = shutil.which("initdb")
     if found:
         folders.append(str(Path(found).resolve().parent))
