@@ -4,8 +4,9 @@ A Store holds what must outlive a process and be shared by every process of one 
 the reply inbox (questions recorded before they are acknowledged), daily-tip subscriptions and
 the per-day tip posts, the learning loop (questions asked, votes, taught phrasings), and named
 leases (which replica holds a connection only one may hold). Every "exactly once" rests on a
-UNIQUE constraint in it, never on timing. bot/sqlite_store.py is the embedded default; the app
-layer (trendbot/wiring.py) picks the implementation from TRENDBOT_DB.
+UNIQUE constraint in it, never on timing. bot/sqlite_store.py is the embedded default and
+bot/postgres_store.py the store of replicas on several hosts, with the same schema; the app layer
+(trendbot/wiring.py) picks the implementation from TRENDBOT_DB.
 """
 from __future__ import annotations
 

@@ -187,3 +187,14 @@ def test_threads_of_one_process_share_the_pool(pg_url):
         for w in workers:
             w.join(60)
         assert sorted(wins) == sorted(f"key-{k}" for k in range(40))  # eight threads, three connections
+
+
+def test_a_sqlite_start_does_not_load_psycopg(tmp_path):
+    code = ("import sys, trendbot.cli; trendbot.cli.main(['--knowledge', %r, 'ask', 'k8s']);"
+            "from trendbot import wiring; from bot import config;"
+            "wiring.open_db(config.load({'TRENDBOT_DB': %r})).close();"
+            "print('LOADED', sorted(m for m in sys.modules if m.split('.')[0] in ('psycopg', 'psycopg_pool')))"
+            ) % (str(ROOT / "tests" / "fixtures" / "mini"), str(tmp_path / "t.db"))
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TRENDBOT_DB": str(tmp_path / "t.db")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120, env=env)
+    assert "LOADED []" in out.stdout, out.stderr
