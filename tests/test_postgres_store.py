@@ -189,6 +189,7 @@ def test_threads_of_one_process_share_the_pool(pg_url):
         assert sorted(wins) == sorted(f"key-{k}" for k in range(40))  # eight threads, three connections
 
 
+@pytest.mark.slow
 def test_a_sqlite_start_does_not_load_psycopg(tmp_path):
     code = ("import sys, trendbot.cli; trendbot.cli.main(['--knowledge', %r, 'ask', 'k8s']);"
             "from trendbot import wiring; from bot import config;"
