@@ -143,6 +143,8 @@ def test_two_replicas_each_sent_every_event_answer_each_question_once(replicas):
     assert set(per_command) == {f"/response/{n}" for n in commands} and set(per_command.values()) == {1}
     assert sum(answered_by) == QUESTIONS + COMMANDS
     assert "Traceback" not in "".join(a.lines + b.lines)
+    # INFO is trendbot's own: the pool's line per connection lent stays out (psycopg logs warnings only)
+    assert not [e for i in (0, 1) for e in replicas.events(i) if e.get("logger", "").startswith("psycopg")]
 
 
 def test_the_store_is_in_postgresql_and_no_local_file_was_written(replicas):
