@@ -29,6 +29,9 @@ EXPIRE_EVERY = 3600.0  # `record` deletes rows older than the TTL at most this o
 MAX_KEY = 255
 
 # (version, statements). Append, never edit: a database at version N runs the entries after N.
+# bot/postgres_store.py runs the same statements on PostgreSQL, rewriting only the types in its
+# SPELLING: keep them plain SQL (no SQLite-only syntax; an id column INTEGER PRIMARY KEY
+# AUTOINCREMENT, never a bare INTEGER PRIMARY KEY, which only SQLite numbers by itself).
 MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
     (1, (
         "CREATE TABLE claims (key VARCHAR(255) PRIMARY KEY, claimed_at BIGINT NOT NULL)",
