@@ -22,7 +22,7 @@ from collections.abc import Callable
 from bot import sqlite_store
 from bot.schedule import Subscription
 # The rows' shapes are the SQLite store's: its subscription query and row reader, inbox keys, lease times.
-from bot.sqlite_store import CLAIM_TTL, EXPIRE_EVERY, _SUBSCRIPTION, _key, _ms, _subscription
+from bot.sqlite_store import CLAIM_TTL, EXPIRE_EVERY, _SUBSCRIPTION, _key, _ms, _subscription, _team
 from bot.store import StoreError
 
 log = logging.getLogger(__name__)
@@ -183,9 +183,9 @@ class PostgresStore:
 
     # -- the reply inbox -------------------------------------------------------------------------
 
-    def record(self, key: str, platform: str, payload: str, now: float, lease: float) -> str:
-        """Record a question before it is acknowledged, and lease it to the caller: "new", "taken",
-        "busy" or "answered", as SQLiteStore.record."""
+    def record(self, key: str, platform: str, payload: str, now: float, lease: float, team: str = "") -> str:
+        """Record a question (of `team`, where one app serves several) before it is acknowledged,
+        and lease it to the caller: "new", "taken", "busy" or "answered", as SQLiteStore.record."""
         key = _key(key)
         with self._expiry_lock:
             expire = now - self._last_expiry >= EXPIRE_EVERY
@@ -194,9 +194,9 @@ class PostgresStore:
         if expire:
             self._expire_quietly(now)
         with self._pool.connection() as conn:
-            cur = conn.execute("INSERT INTO inbox (key, platform, payload, received_at, leased_until)"
-                               " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (key) DO NOTHING",
-                               (key, platform, payload, int(now), int(now + lease)))
+            cur = conn.execute("INSERT INTO inbox (key, platform, payload, received_at, leased_until, team_id)"
+                               " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (key) DO NOTHING",
+                               (key, platform, payload, int(now), int(now + lease), _team(team)))
             if cur.rowcount == 1:
                 return "new"
             cur = conn.execute("UPDATE inbox SET leased_until = %s WHERE key = %s AND answered_at IS NULL"
@@ -254,12 +254,13 @@ class PostgresStore:
     # -- the learning loop -----------------------------------------------------------------------
 
     def record_question(self, platform: str, channel_id: str, asked_at: float, entry_id: str | None,
-                        answered: bool, score: float, question: str) -> int:
+                        answered: bool, score: float, question: str, team: str = "") -> int:
         """One question answered or declined; its id is what a feedback button names."""
         row = self._one(
-            "INSERT INTO asked (platform, channel_id, asked_at, entry_id, answered, score, question)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id",
-            (platform, channel_id[:255], int(asked_at), entry_id, int(answered), float(score), question[:2000]))
+            "INSERT INTO asked (platform, channel_id, asked_at, entry_id, answered, score, question, team_id)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+            (platform, channel_id[:255], int(asked_at), entry_id, int(answered), float(score), question[:2000],
+             _team(team)))
         return int(row[0])
 
     def vote(self, asked_id: int, voter: str, helpful: bool, now: float) -> str:
@@ -278,15 +279,20 @@ class PostgresStore:
                                " AND helpful <> %s", (int(helpful), int(now), asked_id, voter, int(helpful)))
             return "changed" if cur.rowcount == 1 else "same"
 
-    def questions(self, since: float) -> list[tuple]:
-        """(id, platform, channel_id, asked_at, entry_id, answered, score, question) asked since `since`."""
+    def questions(self, since: float, team: str | None = None) -> list[tuple]:
+        """(id, platform, channel_id, asked_at, entry_id, answered, score, question) asked since `since`
+        (in one team only, when given)."""
+        where, params = ("", ()) if team is None else (" AND team_id = %s", (_team(team),))
         return self._all("SELECT id, platform, channel_id, asked_at, entry_id, answered, score, question FROM asked"
-                         " WHERE asked_at >= %s ORDER BY id", (int(since),))
+                         " WHERE asked_at >= %s" + where + " ORDER BY id", (int(since), *params))
 
-    def votes(self, since: float) -> list[tuple]:
-        """(asked_id, entry_id, helpful, question) of the votes cast since `since`."""
+    def votes(self, since: float, team: str | None = None) -> list[tuple]:
+        """(asked_id, entry_id, helpful, question) of the votes cast since `since` (on one team's answers
+        only, when given)."""
+        where, params = ("", ()) if team is None else (" AND a.team_id = %s", (_team(team),))
         return self._all("SELECT v.asked_id, a.entry_id, v.helpful, a.question FROM votes v"
-                         " JOIN asked a ON a.id = v.asked_id WHERE v.voted_at >= %s ORDER BY v.asked_id", (int(since),))
+                         " JOIN asked a ON a.id = v.asked_id WHERE v.voted_at >= %s" + where + " ORDER BY v.asked_id",
+                         (int(since), *params))
 
     def forget_before(self, before: float) -> int:
         """The retention purge: questions asked before `before`, and their votes, are deleted."""
@@ -340,18 +346,68 @@ class PostgresStore:
         row = self._one("SELECT holder FROM leases WHERE name = %s AND expires_at > %s", (name, _ms(now)))
         return row[0] if row else None
 
+    # -- installations and their OAuth states ---------------------------------------------------
+
+    def save_installation(self, platform: str, team: str, data: str, now: float) -> None:
+        """Create or replace one team's installation; `data` is the adapter's record of it, tokens included."""
+        if not team:
+            raise ValueError("an installation needs a team")
+        self._count("INSERT INTO installations (platform, team_id, data, installed_at) VALUES (%s, %s, %s, %s)"
+                    " ON CONFLICT (platform, team_id) DO UPDATE SET data = excluded.data,"
+                    " installed_at = excluded.installed_at", (platform, _team(team), data, int(now)))
+
+    def installation(self, platform: str, team: str) -> str | None:
+        """One team's installation as it was saved, or None."""
+        row = self._one("SELECT data FROM installations WHERE platform = %s AND team_id = %s",
+                        (platform, _team(team)))
+        return row[0] if row else None
+
+    def delete_installation(self, platform: str, team: str) -> bool:
+        """Delete one team's installation (its tokens) and nothing else; False if there was none."""
+        return self._count("DELETE FROM installations WHERE platform = %s AND team_id = %s",
+                           (platform, _team(team))) > 0
+
+    def forget_team(self, platform: str, team: str) -> int:
+        """Delete everything kept for one team, in one transaction: its installation, its channels'
+        subscriptions and tip posts, its inbox rows, its questions and their votes. Returns the rows deleted."""
+        if not team:
+            raise ValueError("forget_team needs a team: '' is every row of a platform with one")
+        p, t = platform, _team(team)
+        steps = (
+            ("DELETE FROM votes WHERE asked_id IN (SELECT id FROM asked WHERE platform = %s AND team_id = %s)", (p, t)),
+            ("DELETE FROM asked WHERE platform = %s AND team_id = %s", (p, t)),
+            ("DELETE FROM tip_posts WHERE platform = %s AND channel_id IN"
+             " (SELECT channel_id FROM subscriptions WHERE platform = %s AND team_id = %s)", (p, p, t)),
+            ("DELETE FROM subscriptions WHERE platform = %s AND team_id = %s", (p, t)),
+            ("DELETE FROM inbox WHERE platform = %s AND team_id = %s", (p, t)),
+            ("DELETE FROM installations WHERE platform = %s AND team_id = %s", (p, t)),
+        )
+        with self._pool.connection() as conn:
+            return sum(conn.execute(statement, params).rowcount for statement, params in steps)
+
+    def use_state(self, state: str, now: float, expires_at: float) -> bool:
+        """Use a one-time state (an OAuth flow's) up: True the first time, for one caller only (the PRIMARY
+        KEY decides), False ever after. It is kept until `expires_at`; those past it are dropped on the way,
+        committed on their own first, so two callers clearing at once never hold each other up."""
+        with self._pool.connection() as conn:
+            conn.execute("DELETE FROM used_states WHERE expires_at <= %s", (_ms(now),))
+            conn.commit()
+            return conn.execute("INSERT INTO used_states (state, expires_at) VALUES (%s, %s) ON CONFLICT (state)"
+                                " DO NOTHING", (state, _ms(expires_at))).rowcount == 1
+
     # -- daily tips ---------------------------------------------------------------------------
 
     def subscribe(self, sub: Subscription, now: float | None = None) -> None:
-        """Create or replace a channel's subscription (and reactivate it)."""
+        """Create or replace a channel's subscription (and reactivate it), with the team it belongs to."""
         now = time.time() if now is None else now
         self._count(
-            "INSERT INTO subscriptions (platform, channel_id, post_time, zone, topics, active, failures, updated_at)"
-            " VALUES (%s, %s, %s, %s, %s, 1, 0, %s)"
+            "INSERT INTO subscriptions (platform, channel_id, post_time, zone, topics, active, failures, updated_at,"
+            " team_id) VALUES (%s, %s, %s, %s, %s, 1, 0, %s, %s)"
             " ON CONFLICT (platform, channel_id) DO UPDATE SET post_time = excluded.post_time,"
             " zone = excluded.zone, topics = excluded.topics, active = 1, failures = 0,"
-            " updated_at = excluded.updated_at",
-            (sub.platform, sub.channel_id, sub.time.strftime("%H:%M"), sub.zone, ",".join(sub.topics), int(now)))
+            " updated_at = excluded.updated_at, team_id = excluded.team_id",
+            (sub.platform, sub.channel_id, sub.time.strftime("%H:%M"), sub.zone, ",".join(sub.topics), int(now),
+             _team(sub.team)))
 
     def unsubscribe(self, platform: str, channel_id: str) -> bool:
         """Remove a channel's subscription; False if it had none."""

@@ -86,9 +86,11 @@ class StoreDB:
         return st
 
     def sql(self, statement: str, params: tuple = ()) -> list[tuple]:
-        """Run one statement with ? placeholders, committed; the rows it returns."""
+        """Run one statement, committed; the rows it returns. Parameters are ? placeholders (a
+        statement without parameters may hold a ? of its own, in a string)."""
         if self.kind == "postgresql":
-            return self.server.sql(statement.replace("?", "%s"), self.target, params)
+            return self.server.sql(statement.replace("?", "%s") if params else statement, self.target,
+                                   params or None)
         import sqlite3
 
         raw = sqlite3.connect(self.target)

@@ -73,7 +73,7 @@ class Server:
         self._made.append(name)
         return self.url(name)
 
-    def sql(self, statement: str, url: str | None = None, params: tuple = ()) -> list[tuple]:
+    def sql(self, statement: str, url: str | None = None, params: tuple | None = None) -> list[tuple]:
         """Run one statement (autocommit) on the admin database or `url`; the rows it returns."""
         import psycopg
 

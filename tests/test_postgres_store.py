@@ -21,7 +21,8 @@ from bot.store import StoreError
 from trendbot import cli, wiring
 
 ROOT = Path(__file__).resolve().parents[1]
-TABLES = {"schema_version", "inbox", "subscriptions", "tip_posts", "asked", "votes", "learned", "meta", "leases"}
+TABLES = {"schema_version", "inbox", "subscriptions", "tip_posts", "asked", "votes", "learned", "meta", "leases",
+          "installations", "used_states"}
 SECRET = "s3cret-Pa55word"
 
 

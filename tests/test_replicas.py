@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from bot import sqlite_store
 from bot.postgres_store import PostgresStore
 from bot.schedule import Subscription
 from tests.conftest import MINI
@@ -28,7 +29,8 @@ pytestmark = pytest.mark.slow  # every test here starts processes
 ROOT = Path(__file__).resolve().parents[1]
 QUESTIONS = 60
 COMMANDS = 20
-TABLES = {"schema_version", "inbox", "subscriptions", "tip_posts", "asked", "votes", "learned", "meta", "leases"}
+TABLES = {"schema_version", "inbox", "subscriptions", "tip_posts", "asked", "votes", "learned", "meta", "leases",
+          "installations", "used_states"}
 
 
 class Replicas:
@@ -154,7 +156,7 @@ def test_the_store_is_in_postgresql_and_no_local_file_was_written(replicas):
     tables = {t for (t,) in replicas.sql("SELECT table_name FROM information_schema.tables"
                                          " WHERE table_schema = 'public'")}
     assert TABLES <= tables
-    assert replicas.sql("SELECT version FROM schema_version") == [(5,)]
+    assert replicas.sql("SELECT version FROM schema_version") == [(sqlite_store.SCHEMA_VERSION,)]
     assert replicas.sql("SELECT COUNT(*) FROM inbox WHERE key = 'slack:msg:T0TEST:C0GENERAL:1715000800.000001'"
                         " AND answered_at IS NOT NULL") == [(1,)]
     assert replicas.sql("SELECT COUNT(*) FROM asked")[0][0] >= 1  # the learning loop's rows too

@@ -14,7 +14,6 @@ import pytest
 
 from bot import config
 from bot import sqlite_store as store
-from bot.schedule import Subscription
 from bot.sqlite_store import SQLiteStore as Store
 from bot.store import StoreError
 from trendbot import wiring
@@ -87,11 +86,10 @@ def test_older_schema_is_migrated_without_losing_rows(store_db, monkeypatch):
     monkeypatch.setattr(store, "SCHEMA_VERSION", 2)
     old = store_db.open()
     assert old.version == 2
-    old.subscribe(Subscription("slack", "C1"), now=900)
-    assert old.claim_post("slack", "C1", "2026-05-04", now=950, stale_after=600)
-    old.mark_sent("slack", "C1", "2026-05-04", "tip-one", now=960)
     old.close()
-    # a claim as version 2 kept them: an answered Slack message
+    # rows as version 2 wrote them: a subscription, its tip post, and a claim (an answered Slack message)
+    store_db.sql("INSERT INTO subscriptions VALUES ('slack', 'C1', '09:00', 'UTC', '', 1, 0, 900)")
+    store_db.sql("INSERT INTO tip_posts VALUES ('slack', 'C1', '2026-05-04', 'tip-one', 950, 960)")
     store_db.sql("INSERT INTO claims (key, claimed_at) VALUES ('slack:msg:T:C:9', 1000)")
     monkeypatch.undo()
     new = store_db.open()
@@ -107,7 +105,6 @@ def test_older_schema_is_migrated_without_losing_rows(store_db, monkeypatch):
 WORKER = """
 import json, sys
 from bot import config
-from bot.schedule import Subscription
 from trendbot import wiring
 st = wiring.open_db(config.load({"TRENDBOT_DB": sys.argv[1]}))
 asked = [int(a) for a in sys.argv[2].split(",")]
@@ -119,6 +116,7 @@ won = {
     "teach": [p for p in range(50) if st.teach("kubernetes", f"phrasing {p}", 1000.0, "x")],
     "vote": [a for a in asked if st.vote(a, "same-person", True, 1000.0) == "new"],
     "lease": [n for n in range(20) if st.lease(f"lease-{n}", sys.argv[3], 1000.0, 30.0)],
+    "use_state": [n for n in range(50) if st.use_state(f"state-{n}", 1000.0, 1600.0)],
 }
 print(json.dumps(won))
 """
@@ -141,7 +139,8 @@ def test_processes_racing_win_each_claim_exactly_once(store_db):
         assert p.returncode == 0, err
         wins.append(json.loads(out))
     expected = {"record": range(200), "taken": range(200), "pending": [f"lost-{k}" for k in range(200)],
-                "claim_post": range(50), "teach": range(50), "vote": asked, "lease": range(20)}
+                "claim_post": range(50), "teach": range(50), "vote": asked, "lease": range(20),
+                "use_state": range(50)}
     for kind, items in expected.items():
         won = [x for w in wins for x in w[kind]]
         assert sorted(won, key=str) == sorted(items, key=str), kind  # every one won, none by two processes

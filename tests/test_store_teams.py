@@ -1,50 +1,37 @@
 """The store's rows per team (schema 6): the installations of an app in several workspaces, one-time
 OAuth states, and the team each subscription, inbox row and question belongs to, so that one team's
 rows are deleted and no other's. `store` opens the store the tests run on (two on one file are two
-processes)."""
+processes), SQLite and PostgreSQL alike (tests/conftest.py's store_db)."""
 from __future__ import annotations
 
 import datetime as dt
-import sqlite3
 
 import pytest
 
 from bot import sqlite_store
 from bot.schedule import Subscription
-from bot.sqlite_store import SQLiteStore
 
 
 @pytest.fixture
-def store(tmp_path):
-    opened = []
-
-    def open_store() -> SQLiteStore:
-        opened.append(SQLiteStore(tmp_path / "t.db"))
-        return opened[-1]
-
-    yield open_store
-    for st in opened:
-        st.close()
+def store(store_db):
+    return store_db.open  # each call opens the store again, closed after the test
 
 
 def rec(st, key, now=1000.0, lease=30.0):
     return st.record(key, "slack", "{}", now, lease)
 
 
-def test_version_5_rows_carry_over_to_6_as_rows_of_no_team(tmp_path, monkeypatch):
-    path = tmp_path / "v5.db"
+def test_version_5_rows_carry_over_to_6_as_rows_of_no_team(store, store_db, monkeypatch):
     monkeypatch.setattr(sqlite_store, "MIGRATIONS", sqlite_store.MIGRATIONS[:5])
     monkeypatch.setattr(sqlite_store, "SCHEMA_VERSION", 5)
-    SQLiteStore(path).close()
-    raw = sqlite3.connect(path)  # rows as version 5 wrote them
-    raw.execute("INSERT INTO subscriptions VALUES ('slack', 'C1', '08:00', 'UTC', '', 1, 0, 1000)")
-    raw.execute("INSERT INTO inbox VALUES ('slack:msg:T:C:1', 'slack', '{}', 1000, 1030, NULL)")
-    raw.execute("INSERT INTO asked (platform, channel_id, asked_at, entry_id, answered, score, question)"
-                " VALUES ('slack', 'C1', 1000, 'k8s', 1, 0.9, 'k8s?')")
-    raw.commit()
-    raw.close()
+    store().close()
+    # rows as version 5 wrote them
+    store_db.sql("INSERT INTO subscriptions VALUES ('slack', 'C1', '08:00', 'UTC', '', 1, 0, 1000)")
+    store_db.sql("INSERT INTO inbox VALUES ('slack:msg:T:C:1', 'slack', '{}', 1000, 1030, NULL)")
+    store_db.sql("INSERT INTO asked (platform, channel_id, asked_at, entry_id, answered, score, question)"
+                 " VALUES ('slack', 'C1', 1000, 'k8s', 1, 0.9, 'k8s?')")
     monkeypatch.undo()
-    with SQLiteStore(path) as new:
+    with store() as new:
         assert new.version == 6
         assert new.subscription("slack", "C1") == Subscription("slack", "C1", dt.time(8, 0), "UTC", team="")
         assert rec(new, "slack:msg:T:C:1", now=1001) == "busy"
@@ -65,16 +52,14 @@ def test_an_installation_per_team_saved_replaced_and_deleted(store):
         st.save_installation("slack", "", "{}", now=1000.0)
 
 
-def test_an_oauth_state_is_used_once_by_one_replica(store, tmp_path):
+def test_an_oauth_state_is_used_once_by_one_replica(store, store_db):
     a, b = store(), store()
     assert b.use_state("s1", now=1000.0, expires_at=1600.0)  # one replica finishes the flow
     assert not a.use_state("s1", now=1001.0, expires_at=1600.0)  # replayed, on another
     assert not b.use_state("s1", now=1002.0, expires_at=1600.0)
     assert a.use_state("s2", now=1003.0, expires_at=1603.0)
     assert a.use_state("s3", now=1700.0, expires_at=2300.0)  # and the ones past their time are dropped on the way
-    raw = sqlite3.connect(tmp_path / "t.db")
-    assert [r[0] for r in raw.execute("SELECT state FROM used_states")] == ["s3"]
-    raw.close()
+    assert store_db.sql("SELECT state FROM used_states") == [("s3",)]
 
 
 def test_forgetting_a_team_deletes_its_rows_and_no_other_teams(store):
