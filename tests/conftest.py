@@ -117,7 +117,7 @@ class StoreDB:
 
 @pytest.fixture(scope="session")
 def pg_server():
-    """A PostgreSQL server for the session (tests/pg.py): started on first use, stopped at the end."""
+    """A PostgreSQL server for the whole test run (tests/pg.py): started on first use, stopped at the end."""
     server = pg.server()
     yield server
     server.close()

@@ -1,13 +1,13 @@
 """A throwaway PostgreSQL for the tests: initdb in a temporary folder, on loopback, a free port.
 
-The server is started once per test session, when a test first needs it, and each test gets a
+The server is started once per test run, when a test first needs it, and each test gets a
 database of its own. PostgreSQL's `initdb` and `pg_ctl` are looked for in TRENDBOT_TEST_PG_BIN,
 /usr/lib/postgresql/15/bin (the version these machines have), Debian's folders of other versions,
 and on PATH; .ci/run installs PostgreSQL 15 where there is none. They refuse to run as root, so as
 root they run as the `postgres` user (which owns the data folder).
 
 - TRENDBOT_TEST_PG_URL=postgresql://USER@HOST:PORT/DB uses that server instead (the user must
-  be allowed to create databases); each test's database is dropped at the end of the session.
+  be allowed to create databases); each test's database is dropped at the end of the run.
 - TRENDBOT_TEST_PG=off skips the PostgreSQL tests, and says so. Without it, a machine with no
   PostgreSQL fails those tests: CI must never pass by leaving them out.
 """
@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 PG_BIN = ("/usr/lib/postgresql/15/bin",)
-# Fast, not durable: this server's data is thrown away at the end of the session.
+# Fast, not durable: this server's data is thrown away at the end of the test run.
 SETTINGS = ("-c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c fsync=off -c synchronous_commit=off"
             " -c full_page_writes=off -c max_connections=300 -c shared_buffers=32MB")
 
@@ -89,7 +89,7 @@ class Server:
         for name in self._made:
             try:
                 self.sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            except Exception:  # noqa: BLE001 (the session is over; a leftover database is harmless)
+            except Exception:  # noqa: BLE001 (the run is over; a leftover database is harmless)
                 pass
 
 

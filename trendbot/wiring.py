@@ -106,7 +106,7 @@ def open_db(config: Config) -> Store:
 
 def db_opener(config: Config) -> Callable[[], Store]:
     """A function that opens the store on first use (so `trendbot ask` creates no file). Once it
-    failed it fails again at once: a console session does not wait for an unreachable server
+    failed it fails again at once: a console chat does not wait for an unreachable server
     on every question."""
     failed: list[StoreError] = []
 
