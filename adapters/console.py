@@ -152,8 +152,8 @@ def chat(bot: TrendBot, stdin: TextIO, stdout: TextIO, color: bool | None = None
             reply = bot.handle(to_incoming(line))
             if reply.answered and reply.entry_id:
                 last = reply.entry_id
-            if reply.asked_id is not None:
-                rated = reply.asked_id
+            if words not in (["good"], ["bad"]):
+                rated = reply.asked_id  # a vote rates the reply just before it, never an older one
             stdout.write(render(reply, color=color, width=width) + "\n\n")
             stdout.flush()
     finally:

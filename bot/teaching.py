@@ -36,7 +36,8 @@ def command(bot: TrendBot, verb: str, rest: str, incoming: Asker) -> Reply:
                                            "report or taught phrasings.")
     if verb in ("good", "bad"):
         if not rest.strip().isdigit():
-            return _private("Which answer?", "Press Helpful or Not helpful under an answer to rate it.")
+            return _private("Which answer?", "Rate an answer with the Helpful or Not helpful under it "
+                                             "(in a terminal, `/trend good` or `/trend bad` right after it).")
         outcome = bot.learning.vote(incoming.platform, incoming.user_id, int(rest), verb == "good")
         if outcome == "unknown":
             return _private("That answer is gone", "It is too old to rate now; thanks all the same.")
