@@ -77,7 +77,7 @@ def render(reply: Reply, color: bool = False, width: int | None = None) -> str:
             parts.append("\n".join(wrap(_spans(item, color), "    ", "  • ") for item in block.items))
         else:
             parts.append(wrap(_spans(block.items[0], color)))
-    more = f"More: /trend more {reply.entry_id}" if reply.more and reply.entry_id else ""
+    more = "More: /trend more" if reply.more and reply.entry_id else ""  # the last short answer
     rate = "Helpful? /trend good or /trend bad" if reply.asked_id is not None else ""
     teach = f"Teach it: /trend teach ENTRY_ID {_safe(reply.teach)}" if reply.teach else ""
     for line, style in ((sources_line(reply), DIM), (suggestions_line(reply), YELLOW), (more, DIM), (rate, DIM),
@@ -152,8 +152,8 @@ def chat(bot: TrendBot, stdin: TextIO, stdout: TextIO, color: bool | None = None
             reply = bot.handle(to_incoming(line))
             if reply.answered and reply.entry_id:
                 last = reply.entry_id
-            if reply.asked_id is not None:
-                rated = reply.asked_id
+            if words not in (["good"], ["bad"]):
+                rated = reply.asked_id  # a vote rates the reply just before it, never an older one
             stdout.write(render(reply, color=color, width=width) + "\n\n")
             stdout.flush()
     finally:

@@ -1,9 +1,10 @@
-"""Discord: interactions and messages to Incoming, and a thin discord.py client wiring them to the core.
+"""Discord: a thin discord.py client wiring Discord's events to the core, its Platform and its tip poster.
 
-The pure part (`to_incoming`, `wants_reply`, `Settings.from_config` here, `render` and `choices`
-in adapters/discord_embeds.py) holds what is worth testing; `DiscordClient` only connects it to
-discord.py: `/trend`, `/ask` and `/tip`, mentions, DMs and suggestion buttons. Only this module
-imports discord, and the CLI imports it lazily, so the console path never loads it.
+The pure parts hold what is worth testing: adapters/discord_payloads.py (messages and
+interactions to Incoming), adapters/discord_settings.py, adapters/discord_embeds.py (`render`
+and `choices`) and adapters/discord_commands.py (the slash commands). `DiscordClient` only
+connects them to discord.py: `/trend`, `/ask` and `/tip`, mentions, DMs and suggestion buttons.
+Only the registry names this module, lazily, so the console path never loads discord.py.
 
 No privileged intent is needed: Discord gives an app without Message Content the content of
 the messages that mention it and of DMs to it, which are the only messages trendbot answers.
@@ -12,46 +13,41 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import re
-from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
 
 import aiohttp
 import discord
 from discord import app_commands
 
-from adapters.discord_embeds import BUTTON_PREFIX, MORE_PREFIX, Button, Message, choices, render
+from adapters.discord_commands import slash_commands, zone_choices
+from adapters.discord_embeds import BUTTON_PREFIX, MORE_PREFIX, Message, choices, render
+from adapters.discord_payloads import restored, stored, to_incoming, wants_reply
+from adapters.discord_settings import LOGIN_REJECTED, PORTAL, SETTINGS, Settings, invite_url
+from adapters.discord_shards import Shards
 from adapters.inbox import Inbox
+from adapters.leader import Leader, LeaseLost
 from adapters.lifecycle import InFlight
 from adapters.platform import Surface
-from adapters.secrets import SecretFilter, SettingsError, read_secret
-from bot.config import Config, ConfigError, Setting, load
+from adapters.secrets import SettingsError
+from bot.config import Config
 from bot.core import Incoming
 from bot.events import emit
-from bot.schedule import zone_names
 from bot.tips import PostError
 from bot.replies import Reply
 
 log = logging.getLogger(__name__)
 
-PORTAL = "https://discord.com/developers/applications"
-SCOPES = ("bot", "applications.commands")
-# What the bot needs in a channel to answer mentions there (slash commands need no permission):
-# Read Message History because an answer is a reply referencing the question.
-PERMISSIONS = discord.Permissions(view_channel=True, send_messages=True, send_messages_in_threads=True,
-                                  embed_links=True, read_message_history=True)
 NO_MENTIONS = discord.AllowedMentions.none()  # no reply pings anyone, the asker included
 # Discord drops an interaction not answered within 3 s; an answer not ready after this long is
 # deferred ("trendbot is thinking…"), leaving time for the defer call itself to arrive.
 DEFER_AFTER = 1.5
 RATE_LIMIT_WAIT = 30.0  # seconds discord.py may wait out a 429 itself before it raises RateLimited
 
-__all__ = ["SETTINGS", "SURFACE", "DiscordClient", "DiscordPlatform", "DiscordPoster", "NO_MENTIONS", "PERMISSIONS",
-           "SecretFilter", "Settings", "SettingsError", "MoreButton", "SuggestionButton", "invite_url", "plain_text",
-           "rest_poster", "to_incoming", "wants_reply"]
+__all__ = ["SURFACE", "DiscordClient", "DiscordPlatform", "DiscordPoster", "NO_MENTIONS", "MoreButton",
+           "SuggestionButton", "rest_poster"]
 
 
 class Answerer(Protocol):
@@ -62,189 +58,6 @@ class Answerer(Protocol):
     def handle(self, incoming: Incoming) -> Reply: ...
 
     def find_topic(self, name: str) -> Any: ...
-
-
-# -- settings -----------------------------------------------------------------------------------
-
-
-def as_server_id(text: str) -> int | None:
-    """DISCORD_GUILD_ID (and `trendbot discord --guild`): a server id, or empty for none."""
-    if not text.strip():
-        return None
-    if not text.strip().isdigit() or int(text) <= 0:
-        raise ValueError("must be a Discord server id (digits): enable Developer Mode, right-click the server, "
-                         "Copy Server ID")
-    return int(text)
-
-
-SETTINGS = (
-    Setting("DISCORD_TOKEN", "", "Discord: the bot token; set it to run in Discord", secret=True),
-    Setting("DISCORD_GUILD_ID", "", "Discord: register the slash commands in this one server only (development)",
-            as_server_id),
-)
-LOGIN_REJECTED = (f"DISCORD_TOKEN was rejected by Discord: reset the token in {PORTAL} → your application → Bot → "
-                  "Reset Token, and set DISCORD_TOKEN to the new one")
-
-
-@dataclass(frozen=True)
-class Settings:
-    """The Discord settings, read once at start. The token stays out of repr() and so out of tracebacks."""
-
-    token: str = field(repr=False)
-    guild_id: int | None = None  # sync the commands to this server only (development)
-
-    @property
-    def secrets(self) -> tuple[str, ...]:
-        """The values that must never reach a log."""
-        return (self.token,) if self.token else ()
-
-    @classmethod
-    def from_config(cls, config: Config) -> Settings:
-        """Check DISCORD_TOKEN (or the file DISCORD_TOKEN_FILE names)."""
-        token = read_secret(config.environ, "DISCORD_TOKEN")
-        if not token:
-            raise SettingsError(f"DISCORD_TOKEN is not set: give it the bot's token ({PORTAL} → your application "
-                                "→ Bot → Reset Token)")
-        if token.lower().startswith("bot "):
-            raise SettingsError("DISCORD_TOKEN is malformed: set the token alone, without the 'Bot ' prefix")
-        if not re.fullmatch(r"[\w-]+\.[\w-]+\.[\w-]+", token):
-            raise SettingsError("DISCORD_TOKEN is malformed: a bot token has three parts separated by dots; copy it "
-                                f"from {PORTAL} → your application → Bot → Reset Token (not the Client Secret or "
-                                "the Public Key)")
-        return cls(token=token, guild_id=config["DISCORD_GUILD_ID"])
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str], **overrides) -> Settings:
-        """Settings from environment variables alone (tests and scripts), with fields overridden."""
-        try:
-            config = load(environ, settings=SETTINGS)
-        except ConfigError as exc:
-            raise SettingsError("; ".join(exc.problems)) from None
-        return replace(cls.from_config(config), **overrides)
-
-
-def invite_url(application_id: int | str) -> str:
-    """The link that adds the bot to a server, with the scopes and permissions it needs."""
-    return discord.utils.oauth_url(application_id, permissions=PERMISSIONS, scopes=SCOPES)
-
-
-# -- events -> Incoming ---------------------------------------------------------------------------
-
-_TOKEN = re.compile(r"<(@[!&]?|#)(\d+)>|<a?:(\w+):\d+>")
-
-
-def to_incoming(source: Any, *, bot_id: int | None = None) -> Incoming:
-    """A slash command or button press (an Interaction) or a mention or DM (a Message) as an Incoming.
-
-    `/trend topic` and a suggestion button ask the core's /trend command; `/ask question` asks
-    a free question, exactly as the console does; `/tip` asks for a tip. Raises ValueError for
-    an interaction trendbot does not handle.
-    """
-    if hasattr(source, "author"):  # a Message
-        is_dm = source.guild is None
-        channel, thread = _place(source.channel, source.channel.id)
-        return Incoming(plain_text(source, bot_id), platform="discord", channel_id=channel,
-                        user_id=str(source.author.id), thread_id=thread, is_mention=not is_dm, is_dm=is_dm,
-                        spell=spelling)
-    data = source.data or {}
-    channel, thread = _place(source.channel, source.channel_id)
-    # Daily-tip subscriptions need Manage Channels in this channel (Discord resolves the member's
-    # permissions into the interaction; in a DM there is no channel to manage but the DM itself).
-    permissions = getattr(source, "permissions", None)
-    allowed = source.guild_id is None or bool(getattr(permissions, "manage_channels", False))
-    # The report and teaching: Manage Server or Manage Channels (in a DM nobody manages the bot).
-    manager = source.guild_id is not None and (bool(getattr(permissions, "manage_guild", False)) or allowed)
-    where = dict(platform="discord", channel_id=channel, user_id=str(source.user.id), thread_id=thread,
-                 is_dm=source.guild_id is None, can_manage=lambda: allowed, spell=spelling,
-                 is_manager=lambda: manager)
-    if "custom_id" in data:
-        custom_id = data["custom_id"]
-        if not custom_id.startswith((BUTTON_PREFIX, MORE_PREFIX)):
-            raise ValueError(f"not a trendbot button: {custom_id[:40]!r}")
-        return Incoming(Button("", custom_id).query, is_command=True, **where)
-    options = {o.get("name"): o.get("value") for o in data.get("options") or ()}
-    name = data.get("name")
-    if name == "trend":
-        return Incoming(str(options.get("topic") or "").strip(), is_command=True, **where)
-    if name == "ask":
-        return Incoming(str(options.get("question") or ""), **where)
-    if name == "tip":
-        return Incoming("tip", is_command=True, **where)
-    if name == "subscribe":  # the same words as `/trend subscribe [HH:MM] [Area/City] [topic ...]`
-        words = [str(options.get(k) or "").strip() for k in ("time", "zone", "topics")]
-        return Incoming(" ".join(["subscribe", *filter(None, words)]), is_command=True, **where)
-    if name in ("unsubscribe", "subscription", "report"):
-        return Incoming(name, is_command=True, **where)
-    if name == "teach":
-        entry, question = str(options.get("entry") or "").strip(), " ".join(str(options.get("question") or "").split())
-        return Incoming(f"teach {entry} {question}", is_command=True, **where)
-    raise ValueError(f"not a command trendbot answers: {name!r}")
-
-
-_STORED = ("text", "platform", "channel_id", "user_id", "thread_id", "is_command", "is_mention", "is_dm")
-
-
-def _stored(incoming: Incoming) -> dict[str, Any]:
-    """What the inbox keeps of an Incoming, to answer it after a restart; whether the sender may
-    manage the channel is kept as it was decided, since the interaction that told us is gone."""
-    out = {k: getattr(incoming, k) for k in _STORED}
-    out["can_manage"] = bool(incoming.can_manage()) if incoming.is_command else False
-    return out
-
-
-def _restored(stored: dict[str, Any]) -> Incoming:
-    allowed = bool(stored.get("can_manage"))
-    fields = {k: stored[k] for k in _STORED if k in stored}
-    return Incoming(**{"text": "", **fields}, can_manage=lambda: allowed, spell=spelling)
-
-
-def spelling(verb: str, time: str = "", zone: str = "", topics: str = "") -> str:
-    """Discord's own commands for daily tips: `/subscribe time:08:30 zone:Europe/Berlin topics:serverless`."""
-    if verb != "subscribe":
-        return f"/{verb}"
-    options = (("time", time), ("zone", zone), ("topics", topics))
-    return " ".join(["/subscribe", *(f"{name}:{value}" for name, value in options if value)])
-
-
-def _place(channel: Any, channel_id: Any) -> tuple[str, str | None]:
-    """(channel id, thread id): a thread's messages belong to its parent channel, as Slack's do."""
-    parent = getattr(channel, "parent_id", None)
-    if parent is not None and channel is not None:
-        return str(parent), str(channel.id)
-    return str(channel_id or ""), None
-
-
-def wants_reply(message: Any, bot_id: int) -> bool:
-    """Whether a message is a person's new DM to the bot or a mention of it.
-
-    Never a bot's message (trendbot's own included), a webhook's, or a system message (joins,
-    pins, thread starts).
-    """
-    if message.author.bot or message.author.id == bot_id or message.webhook_id is not None:
-        return False
-    if message.type not in (discord.MessageType.default, discord.MessageType.reply):
-        return False
-    return message.guild is None or any(u.id == bot_id for u in message.mentions)
-
-
-def plain_text(message: Any, bot_id: int | None = None) -> str:
-    """A message's content as the core reads it: the bot's mention dropped, others as @name, #channel, :emoji:."""
-    users = {u.id: getattr(u, "display_name", None) or u.name for u in message.mentions}
-    roles = {r.id: r.name for r in getattr(message, "role_mentions", ())}
-    channels = {c.id: c.name for c in getattr(message, "channel_mentions", ())}
-
-    def token(m: re.Match) -> str:
-        kind, ident = m.group(1), m.group(2)
-        if kind is None:
-            return f":{m.group(3)}:"
-        ident = int(ident)
-        if kind in ("@", "@!"):
-            return " " if ident == bot_id else "@" + users.get(ident, "user")
-        if kind == "@&":
-            return "@" + roles.get(ident, "role")
-        return "#" + channels.get(ident, "channel")
-
-    return " ".join(_TOKEN.sub(token, message.content or "").split())
 
 
 # -- the discord.py client ----------------------------------------------------------------------
@@ -332,7 +145,8 @@ class DiscordClient(discord.Client):
         intents.dm_messages = True
         # max_ratelimit_timeout: discord.py waits out a 429 by itself up to this long; a longer one
         # raises RateLimited, which the tip poster turns into "try later" rather than block the loop.
-        super().__init__(intents=intents, allowed_mentions=NO_MENTIONS, max_ratelimit_timeout=RATE_LIMIT_WAIT)
+        super().__init__(intents=intents, allowed_mentions=NO_MENTIONS, max_ratelimit_timeout=RATE_LIMIT_WAIT,
+                         **self._options(settings))
         self.core = core
         self.settings = settings
         self.announce = announce
@@ -340,24 +154,34 @@ class DiscordClient(discord.Client):
         self.inbox = inbox
         self.tree = app_commands.CommandTree(self)
         self.tree.on_error = self._on_command_error
-        for command in _commands(self):
+        for command in slash_commands(self):
             self.tree.add_command(command)
         self.synced = 0  # times the commands were synced (once per start)
         self.readies = 0
         self.inflight = InFlight()
         self._session_up = False  # READY or RESUMED seen since the last disconnect
 
+    @staticmethod
+    def _options(settings: Settings) -> dict[str, Any]:
+        """discord.py's client options that depend on the settings (the sharded client's shards)."""
+        return {}
+
     # -- start-up ------------------------------------------------------------------------------
 
     async def setup_hook(self) -> None:
-        """Once, after login: make old suggestion buttons work, check the application, sync commands."""
+        """Once, after login: make old suggestion buttons work, check the application, sync commands.
+
+        With shards, only the replica that runs shard 0 syncs: the commands are the application's,
+        one set for every shard.
+        """
         self.add_dynamic_items(SuggestionButton, MoreButton)
         app = self.application
         if app is not None and app.interactions_endpoint_url:
             raise SettingsError(f"the application has an Interactions Endpoint URL, so Discord sends slash commands "
                                 f"there instead of to trendbot: clear it in {PORTAL} → your application → General "
                                 "Information → Interactions Endpoint URL")
-        await self.sync_commands()
+        if self.settings.shards is None or self.settings.shards.runs(0):
+            await self.sync_commands()
 
     async def sync_commands(self) -> None:
         """Register /trend, /ask and /tip with Discord, once: globally, or in --guild only."""
@@ -390,7 +214,7 @@ class DiscordClient(discord.Client):
         user = self.user
         servers = len(self.guilds)
         self.announce(f"connected to Discord as {user} ({user.id if user else '?'}) in {servers} "
-                      f"server{'' if servers == 1 else 's'}")
+                      f"server{'' if servers == 1 else 's'}{self._which_shards()}")
         if self.application_id:
             self.announce(f"invite it to a server: {invite_url(self.application_id)}")
 
@@ -411,6 +235,9 @@ class DiscordClient(discord.Client):
             raise SettingsError(f"Discord closed the connection (code {exc.code})") from None
         except (aiohttp.ClientError, OSError, asyncio.TimeoutError, discord.GatewayNotFound) as exc:
             raise SettingsError(f"cannot reach Discord: {type(exc).__name__}") from None
+
+    def _which_shards(self) -> str:
+        return ""
 
     def connected(self) -> bool:
         """Whether the gateway session is up: not while it reconnects (discord.py keeps is_ready() then), nor after close."""
@@ -448,7 +275,7 @@ class DiscordClient(discord.Client):
         incoming = to_incoming(message, bot_id=me_id)
         key = f"discord:msg:{message.id}"
         payload = {"kind": "message", "channel": message.channel.id, "message": message.id,
-                   "embeds": _may_embed(message), "incoming": _stored(incoming)}
+                   "embeds": _may_embed(message), "incoming": stored(incoming)}
         if self.inbox is not None and not await self.inbox.record(key, payload):
             return
         await self._settle(key, await self._reply_to_message(incoming, message.channel, message.id,
@@ -488,7 +315,7 @@ class DiscordClient(discord.Client):
     async def replay(self, key: str, payload: dict) -> None:
         """The inbox's replay: answer what a crash or a failed send left unanswered, over REST."""
         with self.inflight.track():
-            incoming = _restored(payload.get("incoming") or {})
+            incoming = restored(payload.get("incoming") or {})
             if payload.get("kind") == "message":
                 channel = self.get_partial_messageable(int(payload["channel"]))
                 outcome = await self._reply_to_message(incoming, channel, int(payload["message"]),
@@ -525,7 +352,7 @@ class DiscordClient(discord.Client):
             return
         key = f"discord:int:{interaction.id}"
         payload = {"kind": "interaction", "application": interaction.application_id, "token": interaction.token,
-                   "incoming": _stored(incoming)}
+                   "incoming": stored(incoming)}
         if self.inbox is not None and not await self.inbox.record(key, payload):
             return
         work = asyncio.ensure_future(asyncio.to_thread(self.core.handle, incoming))
@@ -625,20 +452,43 @@ class DiscordClient(discord.Client):
             await interaction.followup.send(ephemeral=private, **send_args(part))
 
 
-@functools.cache
-def _zones() -> tuple[str, ...]:
-    return tuple(z for z in zone_names() if not z.startswith(("Etc/", "SystemV/")))
+class ShardedDiscordClient(DiscordClient, discord.AutoShardedClient):
+    """The same client over the shards TRENDBOT_DISCORD_SHARDS names: discord.py's AutoShardedClient,
+    one gateway session per shard, in this one process."""
+
+    def __init__(self, *args: Any, **kw: Any):
+        super().__init__(*args, **kw)
+        self._shards_up: set[int] = set()  # shards whose session is up (READY or RESUMED since their last drop)
+
+    @staticmethod
+    def _options(settings: Settings) -> dict[str, Any]:
+        return settings.shards.options() if settings.shards is not None else {}
+
+    def _which_shards(self) -> str:
+        ids = sorted(self._connection.shard_ids)
+        return f" (shards {Shards(tuple(ids), self.shard_count)})" if ids else ""
+
+    def connected(self) -> bool:
+        """Whether every shard this replica runs has its session up."""
+        ids = set(self._connection.shard_ids)
+        return bool(ids) and ids <= self._shards_up and not self.is_closed()
+
+    async def on_shard_ready(self, shard_id: int) -> None:
+        """One shard's session is up (discord.py's on_ready fires once, when all are)."""
+        self._shards_up.add(shard_id)
+
+    async def on_shard_resumed(self, shard_id: int) -> None:
+        """One shard's dropped session was resumed."""
+        self._shards_up.add(shard_id)
+
+    async def on_shard_disconnect(self, shard_id: int) -> None:
+        """One shard's connection dropped; discord.py reconnects it by itself."""
+        self._shards_up.discard(shard_id)
 
 
-def zone_choices(current: str, limit: int = 25) -> list[str]:
-    """Up to `limit` IANA zones for what was typed: UTC first when nothing is, then city matches before area ones."""
-    typed = "_".join(current.strip().lower().split())
-    if not typed:
-        return ["UTC", *_zones()[:limit - 1]]
-    city = [z for z in _zones() if z.lower().rsplit("/", 1)[-1].startswith(typed)]
-    rest = [z for z in _zones() if typed in z.lower() and z not in city]
-    head = ["UTC"] if "utc".startswith(typed) else []
-    return (head + city + rest)[:limit]
+def build_client(core: Answerer, settings: Settings, **kw: Any) -> DiscordClient:
+    """The client the settings ask for: sharded when TRENDBOT_DISCORD_SHARDS is set."""
+    return (ShardedDiscordClient if settings.shards is not None else DiscordClient)(core, settings, **kw)
 
 
 def _may_embed(message: Any) -> bool:
@@ -647,74 +497,6 @@ def _may_embed(message: Any) -> bool:
     if guild is None or guild.me is None:
         return True
     return bool(message.channel.permissions_for(guild.me).embed_links)
-
-
-def _commands(client: DiscordClient) -> list[app_commands.Command]:
-    """/trend, /ask, /tip and the daily-tip commands, answered by `client`.
-
-    /subscribe and /unsubscribe are shown by default only to members with Manage Channels (a
-    server can change that under Integrations); the core checks the permission again.
-    """
-
-    @app_commands.command(name="trend", description="A backend trend's topic card (or: help, topics, tip, sources)")
-    @app_commands.describe(topic="Start typing to pick a topic")
-    async def trend(interaction: discord.Interaction, topic: str | None = None) -> None:
-        await client.answer_interaction(interaction)
-
-    @trend.autocomplete("topic")
-    async def topic_choices(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
-        return await client.topic_choices(interaction, current)
-
-    @app_commands.command(name="ask", description="Ask a question about backend-development trends")
-    @app_commands.describe(question="For example: is serverless cheaper?")
-    async def ask(interaction: discord.Interaction, question: str) -> None:
-        await client.answer_interaction(interaction)
-
-    @app_commands.command(name="tip", description="A random backend-development tip")
-    async def tip(interaction: discord.Interaction) -> None:
-        await client.answer_interaction(interaction)
-
-    @app_commands.command(name="subscribe", description="A daily backend tip in this channel (needs Manage Channels)")
-    @app_commands.describe(time="24-hour HH:MM, default 09:00", zone="Time zone, e.g. Europe/Berlin; default UTC",
-                           topics="Only these topics, separated by spaces; default all")
-    @app_commands.default_permissions(manage_channels=True)
-    async def subscribe(interaction: discord.Interaction, time: str | None = None, zone: str | None = None,
-                        topics: str | None = None) -> None:
-        await client.answer_interaction(interaction)
-
-    @subscribe.autocomplete("zone")
-    async def zone_autocomplete(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
-        return await client.zone_choices(interaction, current)
-
-    @subscribe.autocomplete("topics")
-    async def topics_autocomplete(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
-        return await client.topics_choices(interaction, current)
-
-    @app_commands.command(name="unsubscribe", description="Stop this channel's daily tips (needs Manage Channels)")
-    @app_commands.default_permissions(manage_channels=True)
-    async def unsubscribe(interaction: discord.Interaction) -> None:
-        await client.answer_interaction(interaction)
-
-    @app_commands.command(name="subscription", description="This channel's daily tip: time, zone, topics, next post")
-    async def subscription(interaction: discord.Interaction) -> None:
-        await client.answer_interaction(interaction)
-
-    @app_commands.command(name="teach", description="Teach trendbot a question it declined (Manage Server or Channels)")
-    @app_commands.describe(entry="The entry that answers it: start typing to search", question="The question, as asked")
-    @app_commands.default_permissions(manage_guild=True)
-    async def teach(interaction: discord.Interaction, entry: str, question: str) -> None:
-        await client.answer_interaction(interaction)
-
-    @teach.autocomplete("entry")
-    async def entry_autocomplete(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
-        return await client.entry_choices(interaction, current)
-
-    @app_commands.command(name="report", description="What people asked and didn't get this week (managers)")
-    @app_commands.default_permissions(manage_guild=True)
-    async def report(interaction: discord.Interaction) -> None:
-        await client.answer_interaction(interaction)
-
-    return [trend, ask, tip, subscribe, unsubscribe, subscription, teach, report]
 
 
 class DiscordPoster:
@@ -748,9 +530,8 @@ def _may_embed_in(channel: Any, client: discord.Client) -> bool:
 
 
 @contextlib.asynccontextmanager
-async def rest_poster(config: Config) -> AsyncIterator[DiscordPoster]:
-    """A DiscordPoster over Discord's REST API alone, without the gateway (`trendbot tips run-once`)."""
-    settings = Settings.from_config(config)
+async def _logged_in(settings: Settings) -> AsyncIterator[discord.Client]:
+    """A discord.py client logged in over REST alone, without the gateway; SettingsError says what to fix."""
     intents = discord.Intents.none()
     intents.guilds = True  # never used without the gateway; without it discord.py warns on every start
     client = discord.Client(intents=intents, allowed_mentions=NO_MENTIONS)
@@ -761,45 +542,121 @@ async def rest_poster(config: Config) -> AsyncIterator[DiscordPoster]:
             raise SettingsError(LOGIN_REJECTED) from None
         except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
             raise SettingsError(f"cannot reach Discord: {type(exc).__name__}") from None
-        yield DiscordPoster(client)
+        yield client
     finally:
         await client.close()
 
 
+@contextlib.asynccontextmanager
+async def rest_poster(config: Config) -> AsyncIterator[DiscordPoster]:
+    """A DiscordPoster over Discord's REST API alone, without the gateway (`trendbot tips run-once`)."""
+    async with _logged_in(Settings.from_config(config)) as client:
+        yield DiscordPoster(client)
+
+
 # -- the platform ---------------------------------------------------------------------------------
+
+LEASE = "discord"  # the store's lease on the one gateway connection of a bot without shards
 
 
 class DiscordPlatform:
-    """Discord as the runner supervises it; discord.py resumes and reconnects the gateway itself."""
+    """Discord as the runner supervises it; discord.py resumes and reconnects the gateway itself.
+
+    Without shards (or with `auto`, every shard in this process) the whole bot is this one
+    connection, so of several replicas on one store only the one holding the "discord" lease
+    connects (adapters/leader.py): `start` stands by until this replica holds it, and the
+    connection is closed the moment the lease is lost, which ends `wait` with LeaseLost (the
+    runner then stands by again). With shard ids in TRENDBOT_DISCORD_SHARDS each replica runs its
+    own shards and takes no lease.
+    """
 
     name = "discord"
 
-    def __init__(self, bot: Answerer, inbox: Inbox, settings: Settings, announce: Callable[[str], None] = lambda _: None):
+    def __init__(self, bot: Answerer, inbox: Inbox, settings: Settings, announce: Callable[[str], None] = lambda _: None,
+                 *, leader: Leader | None = None):
         self.bot, self.inbox, self.settings, self.announce = bot, inbox, settings, announce
         self.client: DiscordClient | None = None
         self.task: asyncio.Task | None = None
         self._replaying: tuple[asyncio.Event, asyncio.Task] | None = None
+        if leader is None and (settings.shards is None or settings.shards.auto):
+            # The lease lives in the store the inbox keeps its questions in: the one all replicas share.
+            leader = Leader(inbox.store, LEASE, ttl=settings.lease)
+        self.leader = leader
+        self._keeping: asyncio.Task | None = None
+        self._standby = False
+        self._token_checked = False
 
     async def start(self) -> None:
         """Log in and connect, then answer what a crash left unanswered; returns once the gateway
-        session is up (SettingsError says what to fix)."""
-        self.client = DiscordClient(self.bot, self.settings, announce=self.announce, inbox=self.inbox)
+        session is up (SettingsError says what to fix). Without shards, first wait for the lease."""
+        if self.leader is not None:
+            await self._lead()
+        self.client = build_client(self.bot, self.settings, announce=self.announce, inbox=self.inbox)
         self.task = asyncio.create_task(self.client.serve())
         while not self.client.connected():
             done, _ = await asyncio.wait({self.task}, timeout=0.05)
             if done:
                 self.task.result()  # raises why it ended
                 raise ConnectionError("the Discord connection ended before it was ready")
+        if self.leader is not None:
+            self._keeping = asyncio.create_task(self._keep(), name="discord-lease")
         stop = asyncio.Event()
         self._replaying = stop, asyncio.create_task(self.inbox.replay(self.client.replay, stop), name="discord-replay")
 
+    async def _lead(self) -> None:
+        """Return once this replica holds the lease; while another holds it, stand by.
+
+        A standby logs in over REST once first, so that a token Discord rejects is found at start
+        rather than at a takeover hours later.
+        """
+        assert self.leader is not None
+        holder = await self.leader.current()
+        if holder not in (None, self.leader.holder) and not self._token_checked:
+            async with _logged_in(self.settings):
+                self._token_checked = True
+
+        def standing_by(holder: str) -> None:
+            self._standby = True
+            self.announce(f"standing by: replica {holder} is connected to Discord; this one ({self.leader.holder}) "
+                          f"takes over within {self.leader.ttl + self.leader.poll:g} s of it stopping")
+
+        try:
+            await self.leader.wait(standing_by)
+        finally:
+            was, self._standby = self._standby, False
+        if was:
+            self.announce(f"took over the Discord connection ({self.leader.holder})")
+
+    async def _keep(self) -> None:
+        """Renew the lease while connected; when it is lost, close the connection at once."""
+        assert self.leader is not None
+        try:
+            await self.leader.keep()
+        except LeaseLost as exc:
+            emit("discord_lease_lost", f"disconnecting from Discord: {exc}", level=logging.WARNING,
+                 platform="discord")
+            if self.client is not None:
+                await self.client.close()
+            raise
+
+    def standing_by(self) -> bool:
+        """Whether another replica holds the Discord connection and this one waits to take over."""
+        return self._standby
+
     async def wait(self) -> None:
-        """Until the client ends for good."""
-        if self.task is not None:
-            await asyncio.shield(self.task)  # a cancelled wait must not cut the client off mid-reply
+        """Until the client ends for good, or (LeaseLost) another replica took the connection over."""
+        if self.task is None:
+            return
+        tasks = {self.task} | ({self._keeping} if self._keeping is not None else set())
+        # asyncio.wait, not gather: a cancelled wait must not cut the client off mid-reply.
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        if self._keeping in done:
+            self._keeping.result()  # raises LeaseLost
+        await asyncio.shield(self.task)
 
     async def stop(self, drain: float) -> None:
-        """Answer nothing new, let replies in progress finish (up to `drain` s), then close."""
+        """Answer nothing new, let replies in progress finish (up to `drain` s), then close and give
+        the lease up, so that a standby takes over at once."""
         if self._replaying is not None:
             stop, replaying = self._replaying
             self._replaying = None
@@ -811,13 +668,21 @@ class DiscordPlatform:
         if task is not None:
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await asyncio.wait_for(task, 2.0)
+        keeping, self._keeping = self._keeping, None  # renewed until closed: never two replicas connected
+        if keeping is not None:
+            keeping.cancel()
+            await asyncio.wait({keeping})
+            if not keeping.cancelled():
+                keeping.exception()  # a LeaseLost, reported by `wait` already
+        if self.leader is not None:
+            await self.leader.release()
 
     async def connected(self) -> bool:
-        """Whether the gateway session is up."""
+        """Whether the gateway session is up (every shard's, with shards)."""
         return self.client is not None and self.client.connected()
 
     def poster(self) -> DiscordPoster | None:
-        """The tip poster over the live client."""
+        """The tip poster over the live client; none on a standby, so the replica that is connected posts."""
         return DiscordPoster(self.client) if self.client is not None else None
 
 

@@ -69,10 +69,11 @@ class Inbox:
                 result, error = None, exc
             loop.call_soon_threadsafe(_settle, done, result, error)
 
-    async def record(self, key: str, payload: dict[str, Any]) -> bool:
-        """Record before the ack; True when this process should answer it (new, or taken over)."""
+    async def record(self, key: str, payload: dict[str, Any], team: str = "") -> bool:
+        """Record before the ack (as a question of `team`, where one app serves several); True when
+        this process should answer it (new, or taken over)."""
         state = await self._call(1, self.store.record, key, self.platform, json.dumps(payload), self.clock(),
-                                 self.lease)
+                                 self.lease, team)
         if state in ("answered", "busy"):
             log.info("%s %s is %s; not answered again", self.platform, key[:80], state)
         return state in ("new", "taken")

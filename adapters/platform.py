@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from bot.config import Config, Setting
 from bot.tips import Poster
@@ -30,6 +30,15 @@ class Platform(Protocol):
 
     def poster(self) -> Poster | None:
         """The daily-tip poster of the current connection, None while there is none."""
+
+
+@runtime_checkable
+class Standby(Protocol):
+    """A platform whose connection one replica at a time may hold (Discord without shards): while
+    another replica holds it, this one is not connected but standing by, ready to take over."""
+
+    def standing_by(self) -> bool:
+        """Whether another replica holds the connection and this one waits to take over."""
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,11 @@ Kit) and adapters/slack_home.py (the Teach modal, the App Home). `SlackApp` only
 to slack-bolt's AsyncApp, in Socket Mode or over HTTP. Only the registry names this module,
 lazily, so the console path never loads slack_bolt, slack_sdk or aiohttp.
 
+One workspace (SLACK_BOT_TOKEN) or several (SLACK_CLIENT_ID...: bolt's OAuth flow, the
+installations in the store, adapters/slack_installs.py): every Web API call goes out with the
+token of the workspace the payload came from (`SlackApp.team`), and what trendbot keeps for a
+workspace is deleted when it uninstalls trendbot.
+
 Why asyncio (AsyncApp + aiohttp) rather than the threaded App: a 429 from the Web API is
 retried with slack_sdk's async retry handlers, which `await asyncio.sleep(Retry-After)` and so
 hold up no other conversation, and the daily-tip scheduler is planned as an asyncio loop that
@@ -20,7 +25,7 @@ import logging
 import re
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from aiohttp import ClientError, web
@@ -39,12 +44,13 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 from adapters.inbox import Inbox
 from adapters.lifecycle import InFlight, RateLimitedLog
 from adapters.platform import Surface
-from adapters.secrets import SettingsError
+from adapters.secrets import SecretFilter, SettingsError
 from adapters.slack_blocks import ACTION_PREFIX, MORE_ACTION, TEACH_ACTION, VOTE_ACTION, render
 from adapters.slack_home import HOME_ASK, TEACH_VIEW, home_view, taught, teach_modal
-from adapters.slack_payloads import (MAX_BODY, dm_channel, inbox_key, minimal, read_capped, signed, to_incoming,
-                                     wants_reply, well_formed)
-from adapters.slack_settings import SETTINGS, Settings, read_api_url, read_bot_token
+from adapters.slack_installs import INSTALL_PATH, REDIRECT_PATH, Installations, oauth_flow
+from adapters.slack_payloads import (MAX_BODY, dm_channel, inbox_key, minimal, read_capped, signed, team_of,
+                                     to_incoming, wants_reply, well_formed)
+from adapters.slack_settings import OAUTH, SETTINGS, Settings, read_api_url, read_bot_token
 from bot.config import Config
 from bot.core import Incoming
 from bot.events import emit
@@ -52,10 +58,16 @@ from bot.replies import Reply
 from bot.tips import PostError
 
 log = logging.getLogger(__name__)
+# The Web API clients that hold a workspace's token from the store, and the one that exchanges an
+# install's code for it: slack_sdk's debug dump of oauth.v2.access's answer holds the new token.
+WEB_LOG = logging.getLogger(__name__ + ".web")
+WEB_LOG.addFilter(SecretFilter(()))
 
 COMMAND = "/trend"
 PATH = "/slack/events"
 SENDING = 4  # replies being sent at once: a crash can repeat at most these (sent, not yet marked answered)
+NOT_INSTALLED = ("trendbot is not installed in this workspace any more. Someone who manages the workspace can "
+                 "add it again from its install page.")
 
 __all__ = ["SURFACE", "SlackApp", "SlackPlatform", "SlackPoster", "post_once"]
 
@@ -66,10 +78,15 @@ class Answerer(Protocol):
     def handle(self, incoming: Incoming) -> Reply: ...
 
 
-# -- settings -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Team:
+    """The workspace a payload came from, as trendbot answers there: a Web API client with that
+    workspace's bot token, and who installed trendbot there (a manager of it). With one
+    SLACK_BOT_TOKEN, one Team with id '' stands for the one workspace."""
 
-
-# -- payloads -> Incoming -------------------------------------------------------------------------
+    id: str
+    client: AsyncWebClient
+    installer: str = ""
 
 
 # Errors after which posting to a channel cannot work until someone changes something in Slack.
@@ -87,24 +104,27 @@ def _api_error(exc: BaseException) -> str:
 
 
 class SlackPoster:
-    """Posts daily tips to Slack channels (the scheduler's Poster)."""
+    """Posts daily tips to Slack channels (the scheduler's Poster): with one client, or with the
+    client of the channel's workspace (`clients`, trendbot installed in several)."""
 
-    def __init__(self, client: AsyncWebClient):
+    def __init__(self, client: AsyncWebClient | None,
+                 clients: Callable[[str], Awaitable[AsyncWebClient | None]] | None = None):
         self.client = client
+        self.clients = clients
 
     async def post(self, channel_id: str, reply: Reply) -> None:
         """chat.postMessage; a permanent Slack error or any other failure becomes PostError."""
+        client = self.client if self.clients is None else await self.clients(channel_id)
+        if client is None:
+            raise PostError("no installation of trendbot for the channel's workspace (uninstalled, or subscribed "
+                            "before trendbot was installed there)", permanent=True)
         try:
-            await self.client.chat_postMessage(channel=channel_id, unfurl_links=False, unfurl_media=False,
-                                               **render(reply))
+            await client.chat_postMessage(channel=channel_id, unfurl_links=False, unfurl_media=False, **render(reply))
         except SlackApiError as exc:
             error = _api_error(exc)
             raise PostError(f"Slack said {error}", permanent=error in PERMANENT_ERRORS) from None
         except (ClientError, asyncio.TimeoutError) as exc:  # 429s were already retried by the client
             raise PostError(f"cannot reach Slack: {type(exc).__name__}", permanent=False) from None
-
-
-# -- requests before bolt -------------------------------------------------------------------------
 
 
 # -- the slack-bolt app -------------------------------------------------------------------------
@@ -132,14 +152,24 @@ class SlackApp:
         self.inbox = inbox
         self.settings = settings
         self.counts: Counter[str] = Counter()  # answered / duplicate / ignored / failed, for tests and logs
-        self.bolt = AsyncApp(token=settings.bot_token, signing_secret=settings.signing_secret,
-                             process_before_response=False, name="trendbot-slack")
+        # Installed in several workspaces: their installations live in the one store of the
+        # process, the inbox's. Bolt's authorize step then finds each request's bot token there.
+        self.installs: Installations | None = Installations(inbox.store) if settings.oauth else None
+        if self.installs is None:
+            self.bolt = AsyncApp(token=settings.bot_token, signing_secret=settings.signing_secret,
+                                 process_before_response=False, name="trendbot-slack")
+        else:
+            flow = oauth_flow(settings, self.installs, inbox.store, self.web_client(None))
+            self.bolt = AsyncApp(signing_secret=settings.signing_secret, oauth_flow=flow,
+                                 installation_store_bot_only=True, process_before_response=False,
+                                 name="trendbot-slack", user_facing_authorize_error_message=NOT_INSTALLED)
         # Point bolt's own client at SLACK_API_URL with our retry handlers. Handing AsyncApp a
         # client of ours instead makes it warn on every start, as it also reads SLACK_BOT_TOKEN
-        # from the environment and then ignores it.
+        # from the environment and then ignores it. Bolt's per-request clients copy both.
         self.client: AsyncWebClient = self.bolt.client
         self.client.base_url = settings.api_url
         self.client.retry_handlers = retry_handlers()
+        self._single = Team("", self.client)
         self.bolt.middleware(self._record_first)
         self.bolt.command(COMMAND)(self._on_command)
         self.bolt.event("app_mention")(self._on_event)
@@ -148,6 +178,9 @@ class SlackApp:
         self.bolt.action(TEACH_ACTION)(self._on_teach)
         self.bolt.view(TEACH_VIEW)(self._on_taught)
         self.bolt.event("app_home_opened")(self._on_home)
+        if self.installs is not None:
+            self.bolt.event("app_uninstalled")(self._on_uninstalled)
+            self.bolt.event("tokens_revoked")(self._on_tokens_revoked)
         self._runner: web.AppRunner | None = None
         self._socket = None
         self.inflight = InFlight()
@@ -166,7 +199,8 @@ class SlackApp:
     async def _record_first(self, body: dict, context: dict, next) -> None:
         key = inbox_key(body)
         if key is not None:
-            context["inbox_key"] = key if await self.inbox.record(key, {"body": minimal(body)}) else None
+            team = team_of(body) if self.installs is not None else ""
+            context["inbox_key"] = key if await self.inbox.record(key, {"body": minimal(body)}, team) else None
         await next()
 
     async def _on_command(self, ack, body: dict, context: dict) -> None:
@@ -195,7 +229,14 @@ class SlackApp:
                      body.get("event_id") or body.get("trigger_id") or "")
             return
         try:
-            send = await self._reply_to(body)
+            team = await self.team(body)
+            if team is None:
+                self.counts["not installed"] += 1
+                log.warning("a Slack %s from workspace %s, where trendbot is not installed, was not answered",
+                            body.get("type") or "command", team_of(body)[:20] or "(none)")
+                await self.inbox.done(key)
+                return
+            send = await self._reply_to(body, team)
             # Between a post and its mark a crash repeats the reply: few replies are ever in that state.
             async with self._sending:
                 outcome = await send()
@@ -212,6 +253,44 @@ class SlackApp:
         with self.inflight.track():
             await self.answer(key, payload.get("body") or {})
 
+    # -- workspaces ----------------------------------------------------------------------------
+
+    def web_client(self, token: str | None) -> AsyncWebClient:
+        """A Web API client at SLACK_API_URL with `token` (a workspace's, from the store)."""
+        return AsyncWebClient(token=token, base_url=self.settings.api_url, retry_handlers=retry_handlers(),
+                              logger=WEB_LOG)
+
+    async def team(self, body: dict) -> Team | None:
+        """The workspace a payload came from, or None where trendbot is not installed (any more)."""
+        if self.installs is None:
+            return self._single
+        workspace = await self.installs.workspace(team_of(body))
+        if workspace is None:
+            return None
+        return Team(workspace.team_id, self.web_client(workspace.bot_token), workspace.installer)
+
+    async def client_for_channel(self, channel_id: str) -> AsyncWebClient | None:
+        """The client for a subscribed channel's workspace (daily tips), or None where trendbot is not installed."""
+        if self.installs is None:
+            return self.client
+        workspace = await self.installs.for_channel(channel_id)
+        return self.web_client(workspace.bot_token) if workspace is not None else None
+
+    async def _on_uninstalled(self, body: dict, context: dict) -> None:
+        """app_uninstalled: Slack revoked the workspace's tokens; delete everything kept for it."""
+        with self.inflight.track():
+            team = context.get("team_id") or team_of(body)
+            if team:
+                await self.installs.forget(team)
+
+    async def _on_tokens_revoked(self, body: dict, event: dict, context: dict) -> None:
+        """tokens_revoked: without its bot token trendbot can do nothing in the workspace, so it forgets
+        the workspace as if uninstalled (a revoked user token alone changes nothing: none is kept)."""
+        with self.inflight.track():
+            team = context.get("team_id") or team_of(body)
+            if team and ((event.get("tokens") or {}).get("bot")):
+                await self.installs.forget(team)
+
     # -- teaching and the App Home --------------------------------------------------------------
 
     async def _on_teach(self, ack, body: dict) -> None:
@@ -219,13 +298,14 @@ class SlackApp:
         await ack()
         user = (body.get("user") or {}).get("id", "")
         question = ((body.get("actions") or [{}])[0].get("value") or "")[:300]
-        if not await self.is_manager(user):
+        team = await self.team(body)
+        if team is None or not await self.is_manager(user, team):
             return
         core = self.bot.current if hasattr(self.bot, "current") else self.bot
         groups, closest = await asyncio.to_thread(_teach_choices, core, question)
         channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id", "")
         try:
-            await self.client.views_open(trigger_id=body.get("trigger_id", ""),
+            await team.client.views_open(trigger_id=body.get("trigger_id", ""),
                                          view=teach_modal(question, groups, closest, json.dumps({"channel": channel})))
         except (SlackApiError, ClientError, asyncio.TimeoutError) as exc:
             log.warning("could not open the Teach modal: %s", _api_error(exc))
@@ -234,7 +314,8 @@ class SlackApp:
         """The Teach modal submitted: teach, then tell the manager (privately, where they pressed Teach)."""
         user = (body.get("user") or {}).get("id", "")
         entry_id, question = taught(view)
-        if not await self.is_manager(user):
+        team = await self.team(body)
+        if team is None or not await self.is_manager(user, team):
             await ack(response_action="errors", errors={"trendbot_teach_entry": "Only managers can teach trendbot."})
             return
         await ack()
@@ -244,9 +325,9 @@ class SlackApp:
             channel = json.loads(view.get("private_metadata") or "{}").get("channel") or user
             message = render(reply)
             if channel.startswith("D") or channel == user:
-                await self.client.chat_postMessage(channel=user, **message)
+                await team.client.chat_postMessage(channel=user, **message)
             else:
-                await self.client.chat_postEphemeral(channel=channel, user=user, **message)
+                await team.client.chat_postEphemeral(channel=channel, user=user, **message)
         except (SlackApiError, ClientError, asyncio.TimeoutError, ValueError) as exc:
             log.warning("could not confirm a taught phrasing: %s", _api_error(exc))
 
@@ -256,80 +337,85 @@ class SlackApp:
         if event.get("tab") not in (None, "home") or not user:
             return
         with self.inflight.track():
+            team = await self.team(body)
+            if team is None:
+                return
             try:
-                view = await self._home(user)
-                await self.client.views_publish(user_id=user, view=view)
+                view = await self._home(user, team)
+                await team.client.views_publish(user_id=user, view=view)
             except (SlackApiError, ClientError, asyncio.TimeoutError) as exc:
                 log.warning("could not publish the App Home of %s: %s", user, _api_error(exc))
 
-    async def _home(self, user: str) -> dict:
+    async def _home(self, user: str, team: Team) -> dict:
         core = self.bot.current if hasattr(self.bot, "current") else self.bot
         shown: list[tuple[str, str]] = []
         if core.tips is not None:
-            subs = [s for s in await asyncio.to_thread(core.tips.store.subscriptions) if s.platform == "slack"]
+            subs = [s for s in await asyncio.to_thread(core.tips.store.subscriptions)
+                    if s.platform == "slack" and (team.id == "" or s.team == team.id)]
             if subs:
-                mine = await self._channels_of(user)
+                mine = await self._channels_of(user, team.client)
                 shown = [(s.channel_id, f"{s.time:%H:%M} {s.zone}" + (f", {', '.join(s.topics)}" if s.topics else ""))
                          for s in subs if s.channel_id in mine]
         report = None
-        if core.learning is not None and await self.is_manager(user):
-            week = await asyncio.to_thread(core.report, 7, 3)
+        if core.learning is not None and await self.is_manager(user, team):
+            week = await asyncio.to_thread(core.report, 7, 3, team.id or None)
             report = [f"{week.questions} questions, {week.answer_rate:.0%} answered"]
             report += [f"not answered ({u.count}×): {u.question}" for u in week.unanswered]
             report += [f"rated not helpful: {f.title} ({f.not_helpful}×)" for f in week.feedback if f.not_helpful]
         return home_view(shown, report)
 
-    async def _channels_of(self, user: str) -> set[str]:
+    async def _channels_of(self, user: str, client: AsyncWebClient) -> set[str]:
         """The channels this person is in (what their App Home may show)."""
         try:
-            result = await self.client.users_conversations(user=user, types="public_channel,private_channel",
-                                                           exclude_archived=True, limit=1000)
+            result = await client.users_conversations(user=user, types="public_channel,private_channel",
+                                                      exclude_archived=True, limit=1000)
             return {c.get("id") for c in result.get("channels") or ()}
         except (SlackApiError, ClientError, asyncio.TimeoutError) as exc:
             log.warning("could not list the channels of %s: %s", user, _api_error(exc))
             return set()
 
-    async def _reply_to(self, body: dict) -> Callable[[], Awaitable[str]]:
+    async def _reply_to(self, body: dict, team: Team) -> Callable[[], Awaitable[str]]:
         """Work out the reply (in a worker thread), and return how to send it."""
-        incoming = self._with_permission(to_incoming(body))
+        incoming = self._with_permission(to_incoming(body), team)
         reply = await asyncio.to_thread(self.bot.handle, incoming)
         if "command" in body:
             return lambda: self._respond(body.get("response_url"), reply)
         if body.get("type") == "block_actions" and (body.get("container") or {}).get("type") == "view":
             # A button in the App Home: no channel to answer in, so the answer goes to a DM.
             user = (body.get("user") or {}).get("id", "")
-            return lambda: self._post(replace(incoming, channel_id=user, thread_id=None, is_dm=True), reply)
+            return lambda: self._post(replace(incoming, channel_id=user, thread_id=None, is_dm=True), reply, team.client)
         if body.get("type") == "block_actions":
             if (body.get("actions") or [{}])[0].get("action_id") == MORE_ACTION:
                 # "More" replaces the short answer in place: no new message, no ping.
                 return lambda: self._respond(body.get("response_url"), reply, replace=True)
             return lambda: self._respond(body.get("response_url"), reply, thread_ts=incoming.thread_id)
-        return lambda: self._post(incoming, reply)
+        return lambda: self._post(incoming, reply, team.client)
 
-    def _with_permission(self, incoming: Incoming) -> Incoming:
+    def _with_permission(self, incoming: Incoming, team: Team) -> Incoming:
         """The core asks whether the sender may change the channel's tips, and whether the bot can post
         there, only when a command needs it; the answer runs in a worker thread, so the checks (Web
-        API calls) go back to this loop."""
+        API calls) go back to this loop. What the message creates belongs to its workspace."""
         loop = asyncio.get_running_loop()
 
         def on_loop(check):  # check() makes the coroutine, only when the core asks
             return lambda: asyncio.run_coroutine_threadsafe(check(), loop).result(timeout=15)
 
-        return replace(incoming, can_manage=on_loop(lambda: self.can_manage(incoming.user_id, incoming.channel_id)),
-                       channel_problem=on_loop(lambda: self.channel_problem(incoming.channel_id)),
-                       is_manager=on_loop(lambda: self.is_manager(incoming.user_id)))
+        return replace(incoming, team=team.id,
+                       can_manage=on_loop(lambda: self.can_manage(incoming.user_id, incoming.channel_id, team)),
+                       channel_problem=on_loop(lambda: self.channel_problem(incoming.channel_id, team.client)),
+                       is_manager=on_loop(lambda: self.is_manager(incoming.user_id, team)))
 
-    async def channel_problem(self, channel_id: str) -> str | None:
+    async def channel_problem(self, channel_id: str, client: AsyncWebClient) -> str | None:
         """Why tips could not be posted in this channel, or None: trendbot must be a member. It joins a
         public channel by itself (channels:join); a private one has to invite it."""
         if dm_channel(channel_id, None):
             return None
         try:
-            channel = (await self.client.conversations_info(channel=channel_id)).get("channel") or {}
+            channel = (await client.conversations_info(channel=channel_id)).get("channel") or {}
             if channel.get("is_member", True):
                 return None
             if not channel.get("is_private"):
-                await self.client.conversations_join(channel=channel_id)
+                await client.conversations_join(channel=channel_id)
                 return None
         except SlackApiError as exc:
             if exc.response.get("error") not in ("missing_scope", "method_not_supported_for_channel_type"):
@@ -341,25 +427,26 @@ class SlackApp:
         return ("I'm not in this channel, so daily tips could not be posted here. Invite me first with "
                 "`/invite @trendbot`, then subscribe again.")
 
-    async def is_manager(self, user_id: str) -> bool:
+    async def is_manager(self, user_id: str, team: Team) -> bool:
         """May this person read the report and teach trendbot: allow-listed (TRENDBOT_SLACK_MANAGERS),
-        or a workspace admin or owner (users.info). Any API error means no."""
-        if user_id in self.settings.managers:
+        the person who installed trendbot in the workspace, or a workspace admin or owner (users.info).
+        Any API error means no."""
+        if user_id in self.settings.managers or (team.installer and user_id == team.installer):
             return True
         try:
-            user = (await self.client.users_info(user=user_id)).get("user") or {}
+            user = (await team.client.users_info(user=user_id)).get("user") or {}
             return bool(user.get("is_admin") or user.get("is_owner"))
         except (SlackApiError, ClientError, asyncio.TimeoutError) as exc:
             log.warning("could not check whether %s manages trendbot: %s", user_id, _api_error(exc))
             return False
 
-    async def can_manage(self, user_id: str, channel_id: str) -> bool:
+    async def can_manage(self, user_id: str, channel_id: str, team: Team) -> bool:
         """May this person change the channel's daily tips: a manager (above), or the channel's
         creator (conversations.info). Any API error means no."""
-        if await self.is_manager(user_id):
+        if await self.is_manager(user_id, team):
             return True
         try:
-            channel = (await self.client.conversations_info(channel=channel_id)).get("channel") or {}
+            channel = (await team.client.conversations_info(channel=channel_id)).get("channel") or {}
             return bool(channel.get("creator")) and channel.get("creator") == user_id
         except (SlackApiError, ClientError, asyncio.TimeoutError) as exc:
             log.warning("could not check who may manage %s: %s", channel_id, _api_error(exc))
@@ -367,7 +454,7 @@ class SlackApp:
 
     # -- output ----------------------------------------------------------------------------
 
-    async def _post(self, incoming: Incoming, reply: Reply) -> str:
+    async def _post(self, incoming: Incoming, reply: Reply, client: AsyncWebClient) -> str:
         """Post the reply in the channel (or privately); "ok", "retry" (Slack unreachable) or "gone"."""
         message = render(reply)
         args: dict = {"channel": incoming.channel_id, **message}
@@ -375,9 +462,9 @@ class SlackApp:
             args["thread_ts"] = incoming.thread_id
         try:
             if reply.private and not incoming.is_dm:  # help, errors, declines: only the asker sees them
-                await self.client.chat_postEphemeral(user=incoming.user_id, **args)
+                await client.chat_postEphemeral(user=incoming.user_id, **args)
             else:
-                await self.client.chat_postMessage(unfurl_links=False, unfurl_media=False, **args)
+                await client.chat_postMessage(unfurl_links=False, unfurl_media=False, **args)
         except SlackApiError as exc:
             self.counts["failed"] += 1
             emit("reply_failed", f"could not post a reply in {incoming.channel_id}: {exc.response.get('error')}",
@@ -431,9 +518,13 @@ class SlackApp:
         return result.get("user_id", "")
 
     async def start_http(self, host: str | None = None, port: int | None = None) -> int:
-        """Serve POST /slack/events (events, commands, interactivity); returns the bound port."""
+        """Serve POST /slack/events (events, commands, interactivity), and for several workspaces GET
+        /slack/install and /slack/oauth_redirect (bolt's OAuth flow); returns the bound port."""
         app = web.Application(client_max_size=MAX_BODY)
         app.router.add_post(PATH, self._http)
+        if self.bolt.oauth_flow is not None:
+            app.router.add_get(INSTALL_PATH, self._oauth)
+            app.router.add_get(REDIRECT_PATH, self._oauth)
         # A client that never finishes its request must not hold up a shutdown (aiohttp waits 60 s).
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
@@ -457,6 +548,19 @@ class SlackApp:
         bolt_request = AsyncBoltRequest(body=body.decode("utf-8"), query=request.query_string,
                                         headers=request.headers)  # what bolt's aiohttp adapter builds
         return await to_aiohttp_response(await self.bolt.async_dispatch(bolt_request))
+
+    async def _oauth(self, request: web.Request) -> web.Response:
+        """The install page (an "Add to Slack" link carrying a new state, set in a cookie too) and the
+        redirect back from Slack (the state checked and used up, the code exchanged with
+        oauth.v2.access, the installation stored); bolt's OAuth flow does both, as its own aiohttp
+        server would (slack_bolt/app/async_server.py)."""
+        flow = self.bolt.oauth_flow
+        bolt_request = AsyncBoltRequest(body="", query=request.query_string, headers=request.headers)
+        if request.path == INSTALL_PATH:
+            response = await flow.handle_installation(bolt_request)
+        else:
+            response = await flow.handle_callback(bolt_request)
+        return await to_aiohttp_response(response)
 
     def _junk(self, status: int, why: str) -> web.Response:
         self.counts["refused"] += 1
@@ -508,8 +612,9 @@ class SlackApp:
             log.warning("stopped with %d Slack replies unfinished", self.inflight.count)
 
     async def start(self, announce: Callable[[str], None] = lambda _: None) -> None:
-        """Check the token and start in Socket Mode or HTTP mode; SettingsError says what to fix."""
-        user_id = await self.check_token()
+        """Check the token and start in Socket Mode or HTTP mode; SettingsError says what to fix.
+        Installed in several workspaces there is no one token to check: each comes with its install."""
+        user_id = await self.check_token() if self.installs is None else ""
         if self.settings.socket_mode:
             await self.start_socket_mode()
             announce(f"connected to Slack in Socket Mode as {user_id}")
@@ -520,7 +625,11 @@ class SlackApp:
                 raise SettingsError(f"cannot listen on {self.settings.host}:{self.settings.port} (--host/--port): "
                                     f"{exc.strerror or exc}") from None
             self.port = port
-            announce(f"listening for Slack on http://{self.settings.host}:{port}{PATH} (HTTP mode) as {user_id}")
+            if self.installs is None:
+                announce(f"listening for Slack on http://{self.settings.host}:{port}{PATH} (HTTP mode) as {user_id}")
+            else:
+                announce(f"listening for Slack on http://{self.settings.host}:{port}{PATH} (HTTP mode, several "
+                         f"workspaces: each installs trendbot at {INSTALL_PATH})")
 
 
 def _teach_choices(core, question: str) -> tuple[list[tuple[str, list[tuple[str, str]]]], str | None]:
@@ -576,18 +685,26 @@ class SlackPlatform:
         return self.app is not None and await self.app.connected()
 
     def poster(self) -> SlackPoster | None:
-        """The tip poster over the app's Web API client."""
-        return SlackPoster(self.app.client) if self.app is not None else None
+        """The tip poster over the app's Web API client (each channel's workspace's, with several)."""
+        if self.app is None:
+            return None
+        if self.app.installs is None:
+            return SlackPoster(self.app.client)
+        return SlackPoster(None, self.app.client_for_channel)
 
 
 @contextlib.asynccontextmanager
 async def post_once(config: Config) -> AsyncIterator[SlackPoster]:
     """A tip poster over the Web API alone, without receiving anything (`trendbot tips run-once`):
     it needs SLACK_BOT_TOKEN and SLACK_API_URL only."""
+    if config.has("SLACK_CLIENT_ID"):
+        raise SettingsError("SLACK_CLIENT_ID is set: `trendbot tips run-once` posts with one SLACK_BOT_TOKEN; with "
+                            "trendbot in several workspaces, `trendbot serve` posts each one's tips with its own token")
     yield SlackPoster(AsyncWebClient(token=read_bot_token(config.environ), base_url=read_api_url(config["SLACK_API_URL"]),
                                      retry_handlers=retry_handlers()))
 
 
-SURFACE = Surface("slack", SETTINGS, ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET"),
-                  "SLACK_BOT_TOKEN (and SLACK_APP_TOKEN for Socket Mode or SLACK_SIGNING_SECRET for HTTP mode)",
-                  Settings.from_config, SlackPlatform, post_once)
+SURFACE = Surface("slack", SETTINGS, ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET", *OAUTH),
+                  "SLACK_BOT_TOKEN (and SLACK_APP_TOKEN for Socket Mode or SLACK_SIGNING_SECRET for HTTP mode; or "
+                  "SLACK_CLIENT_ID, SLACK_CLIENT_SECRET, SLACK_STATE_SECRET and SLACK_SIGNING_SECRET for several "
+                  "workspaces)", Settings.from_config, SlackPlatform, post_once)

@@ -89,9 +89,38 @@ def inbox_key(payload: Mapping) -> str | None:
     return None
 
 
-# What a recorded payload keeps: what to_incoming and the reply need, nothing else.
-_KEEP = ("type", "team_id", "command", "text", "channel_id", "channel_name", "user_id", "response_url",
-         "trigger_id", "event_id", "authorizations", "actions", "container", "channel", "user", "message")
+def team_of(payload: Mapping) -> str:
+    """The workspace a payload is for: the team whose installation answers it ('' if it names none).
+
+    The order is bolt's own (slack_bolt/request/internals.py `extract_team_id`), so the adapter and
+    bolt's authorize step pick the same workspace: a modal's `app_installed_team_id`, an interactive
+    payload's `team`, then an event's `authorizations` (right in a channel shared between
+    workspaces), then a command's `team_id`, then the event's or the user's team.
+    """
+    view = payload.get("view")
+    if isinstance(view, Mapping) and view.get("app_installed_team_id"):
+        return str(view["app_installed_team_id"])
+    team = payload.get("team")
+    if isinstance(team, str) and team:
+        return team
+    if isinstance(team, Mapping) and team.get("id"):
+        return str(team["id"])
+    authorizations = payload.get("authorizations")
+    if isinstance(authorizations, list) and authorizations and isinstance(authorizations[0], Mapping):
+        return str(authorizations[0].get("team_id") or "")
+    if payload.get("team_id"):
+        return str(payload["team_id"])
+    for inner in (payload.get("event"), payload.get("user"), view):
+        if isinstance(inner, Mapping) and (inner.get("team") or inner.get("team_id")):
+            found = inner.get("team") or inner.get("team_id")
+            return str(found if isinstance(found, str) else "")
+    return ""
+
+
+# What a recorded payload keeps: what to_incoming, the reply and the workspace lookup need, nothing else.
+_KEEP = ("type", "team_id", "team", "enterprise_id", "command", "text", "channel_id", "channel_name", "user_id",
+         "response_url", "trigger_id", "event_id", "authorizations", "actions", "container", "channel", "user",
+         "message")
 
 
 def minimal(payload: Mapping) -> dict:

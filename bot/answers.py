@@ -46,6 +46,17 @@ class Answers:
         self._sources = sources
         self._related = related
         self._units: dict[str, tuple[compose.Unit, ...]] = {}
+        self._years: dict[str, frozenset[str]] = {}
+
+    def dated(self, entry_id: str) -> frozenset[str]:
+        """The years an entry is current as of: those its sources were published in."""
+        years = self._years.get(entry_id)
+        if years is None:
+            entry = self.kb.trends.get(entry_id) or self.kb.faqs.get(entry_id)
+            ids = entry.sources if entry is not None else ()
+            years = frozenset(self.kb.sources[i].date[:4] for i in ids if i in self.kb.sources)
+            self._years[entry_id] = years
+        return years
 
     # -- the decision -------------------------------------------------------------------------
 
@@ -55,7 +66,7 @@ class Answers:
         if kind is not None:
             return Decision(self.small_talk(kind), None)
         results = self.index.search(question)
-        judgement = self.confidence.judge(self.index, results)
+        judgement = self.confidence.judge(self.index, results, self.dated)
         parts = self._two_parts(question, results, judgement)
         if parts is not None:
             return Decision(self.both(parts), results, judgement)
@@ -73,7 +84,7 @@ class Answers:
         found: list[tuple[str, Results, float]] = []
         for piece in pieces[:3]:
             results = self.index.search(piece)
-            part = self.confidence.judge(self.index, results)
+            part = self.confidence.judge(self.index, results, self.dated)
             if part.answer and all(part.entry_id != f[0] for f in found):
                 found.append((part.entry_id, results, part.probability))
         if len(found) < 2:

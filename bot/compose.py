@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from bot import markup
 
 MAX_BULLETS = 3
-BODY_BUDGET = 480  # characters of answer text a short reply aims to stay within
+BODY_BUDGET = 400  # characters of answer text a short reply aims to stay within
 LEAD_MARGIN = 0.12  # how much more of the question a later unit must hold to lead instead
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9*\"'(])")
 

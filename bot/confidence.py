@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +25,14 @@ CANDIDATES = 3  # how many of the top hits the model may choose between
 FEATURES = ("score", "doc", "cover", "phrase", "margin", "coverage", "uncovered", "uncovered_max",
             "years_missing", "words", "faq", "first")
 FALLBACK_THRESHOLD = 0.22  # with no fitted model: the blended score an answer needs
+
+
+Dated = Callable[[str], Collection[str]]  # entry id -> the years it is current as of
+
+
+def undated(entry_id: str) -> tuple[str, ...]:
+    """No entry is dated (the knowledge's dates unknown)."""
+    return ()
 
 
 def specificity(word: str) -> float:
@@ -86,20 +94,22 @@ class Confidence:
         self.model = model
         self.threshold = threshold
 
-    def judge(self, index: Index, results: Results) -> Judgement:
-        """The best candidate by the model, and whether it clears the threshold."""
+    def judge(self, index: Index, results: Results, dated: Dated = undated) -> Judgement:
+        """The best candidate by the model, and whether it clears the threshold. `dated(entry_id)`
+        is the years an entry is current as of (its sources' years): asking about one of them is
+        asking what the entry says."""
         hits = results.hits[:CANDIDATES]
         if not hits:
             return Judgement(False, None, 0.0, self.cutoff, missing=_missing(index, results, None))
         scored = []
         for rank, hit in enumerate(hits):
-            f = features(index, results, hit, rank)
+            f = features(index, results, hit, rank, dated)
             scored.append((self.probability(f), -rank, hit, f))
             if self.model is None:
                 break  # the plain threshold only ever trusts the top hit
         p, _, hit, f = max(scored, key=lambda s: s[:2])
         answer = p >= self.cutoff
-        return Judgement(answer, hit.entry_id, p, self.cutoff, f, () if answer else _missing(index, results, hit))
+        return Judgement(answer, hit.entry_id, p, self.cutoff, f, () if answer else _missing(index, results, hit, dated))
 
     @property
     def cutoff(self) -> float:
@@ -115,10 +125,13 @@ class Confidence:
         return self.model.probability([f[name] for name in FEATURES])
 
 
-def features(index: Index, results: Results, hit: Hit, rank: int) -> dict[str, float]:
+def features(index: Index, results: Results, hit: Hit, rank: int, dated: Dated = undated) -> dict[str, float]:
     """The features of one candidate entry for one question."""
     others = [h.score for h in results.hits[:CANDIDATES + 1] if h is not hit]
     weights, held = _word_weights(index, results, hit.entry_id)
+    years = dated(hit.entry_id)
+    for w in held:
+        held[w] = held[w] or (_year(w) and w in years)
     total = sum(weights.values()) or 1.0
     uncovered = [w for w in weights if not held[w]]
     numbers = [w for w in results.words if _year(w)]
@@ -150,14 +163,15 @@ def _word_weights(index: Index, results: Results, entry_id: str | None) -> tuple
     return weights, held
 
 
-def _missing(index: Index, results: Results, hit: Hit | None) -> tuple[str, ...]:
+def _missing(index: Index, results: Results, hit: Hit | None, dated: Dated = undated) -> tuple[str, ...]:
     """What to say the knowledge has nothing on: specific words no entry holds, and years the
-    closest entry doesn't have ("2018")."""
+    closest entry neither has nor is dated ("2018")."""
     unknown = [w for w in dict.fromkeys(results.unknown) if specificity(w) >= 0.5]
     if hit is not None:
+        years = dated(hit.entry_id)
         for w in dict.fromkeys(results.words):
             column = index.column(w)
-            if _year(w) and (column is None or not index.has(hit.entry_id, column)):
+            if _year(w) and w not in years and (column is None or not index.has(hit.entry_id, column)):
                 unknown.append(w)
     return tuple(unknown)
 

@@ -23,7 +23,7 @@ from typing import Any
 import yaml
 
 __all__ = ["SETTINGS", "Config", "ConfigError", "Setting", "as_choice", "as_count", "as_flag", "as_folder", "as_path", "as_port",
-           "as_seconds", "as_text", "load", "read"]
+           "as_seconds", "as_store", "as_text", "load", "read"]
 
 
 class ConfigError(ValueError):
@@ -94,6 +94,30 @@ def as_folder(value: str) -> str:
     return found
 
 
+_URL = re.compile(r"^([a-z][a-z0-9+.-]*)://", re.I)
+STORE_FORMS = "a file path or sqlite:///PATH for SQLite, or postgresql://USER@HOST/DB for PostgreSQL"
+
+
+def as_store(text: str) -> str:
+    """TRENDBOT_DB: '' (the default file), a SQLite file's path (also written sqlite:///PATH), or a
+    PostgreSQL URL, kept as it is. Any other URL is refused: it must never become a folder named
+    after its scheme."""
+    from bot.postgres_store import SCHEMES
+
+    value = text.strip()
+    m = _URL.match(value)
+    if m is None:
+        return as_path(value)
+    scheme = m.group(1).lower()
+    if scheme in SCHEMES:
+        return scheme + value[len(scheme):]  # libpq reads the scheme in lower case only
+    if scheme == "sqlite" and value[m.end():].startswith("/"):
+        return as_path("/" + value[m.end():].lstrip("/"))  # sqlite:///data/t.db is /data/t.db, as in file://
+    if scheme == "sqlite":
+        raise ValueError("sqlite:// takes an absolute path (sqlite:///data/trendbot.db); give a relative path alone")
+    raise ValueError(f"{scheme}:// is not a store trendbot knows; use {STORE_FORMS}")
+
+
 # Slack's tokens (xoxb-, xoxp-, xapp-, ...) and Discord's three-part bot tokens.
 _TOKEN_SHAPED = re.compile(r"\bxox[a-z]-|\bxapp-|[\w-]{20,}\.[\w-]{5,}\.[\w-]{20,}")
 
@@ -108,6 +132,7 @@ class Setting:
     parse: Callable[[str], Any] = as_text
     secret: bool = False
     many: bool = False  # a comma-separated list; a config file may give it as a YAML list
+    show: Callable[[str], str] | None = None  # how `trendbot config` prints it (a URL's password masked)
 
     @property
     def key(self) -> str:
@@ -115,12 +140,19 @@ class Setting:
         return self.name.lower().removeprefix("trendbot_")
 
 
+def _masked(url: str) -> str:
+    from bot.postgres_store import masked
+
+    return masked(url)
+
+
 SETTINGS: tuple[Setting, ...] = (
     Setting("TRENDBOT_KNOWLEDGE", "", "knowledge folder; empty: the knowledge shipped with trendbot", as_folder),
     Setting("TRENDBOT_KNOWLEDGE_MAX_BYTES", "4194304", "a knowledge file larger than this many bytes is refused",
             as_count(1024, 1 << 30)),
-    Setting("TRENDBOT_DB", "", "SQLite store (subscriptions, tip history, the reply inbox); "
-            "empty: ~/.local/state/trendbot/trendbot.db", as_path),
+    Setting("TRENDBOT_DB", "", "the store (subscriptions, tip history, the reply inbox, the learning loop): a SQLite "
+            "file, or postgresql://USER:PASSWORD@HOST:PORT/DB for one PostgreSQL database shared by several replicas; "
+            "empty: ~/.local/state/trendbot/trendbot.db", as_store, show=_masked),
     Setting("TRENDBOT_CACHE_DIR", "", "folder for the built index (a file per knowledge version) and the English word "
             "list; empty: ~/.cache/trendbot (XDG_CACHE_HOME)", as_path),
     Setting("TRENDBOT_LOG_FORMAT", "text", "text or json (one JSON object per line)", as_choice("text", "json")),
@@ -169,6 +201,8 @@ class Config:
                 shown, origin = ("********", origin) if self.has(s.name) else ("", "not set")
             else:
                 shown = self.environ.get(s.name, s.default)  # empty variables never reach environ
+                if s.show is not None:
+                    shown = s.show(shown)
                 if _TOKEN_SHAPED.search(shown):  # a token pasted under the wrong name is still a token
                     shown = "******** (looks like a token: not shown)"
             out.append(f"{s.name}={shown}".ljust(40) + f"  # {origin}")

@@ -44,7 +44,9 @@ class Incoming:
     core calls it only for a command that changes them, so a platform whose check costs API calls
     pays only then. `channel_problem` says why the bot could not post here (not a member), or
     None; it is asked before a channel subscribes. `spell` writes a command the way the platform
-    does (Discord has /subscribe).
+    does (Discord has /subscribe). `team` is the workspace it came from where one app serves several
+    (Slack installed by OAuth), '' elsewhere: what it creates (a subscription, a recorded question)
+    belongs to that team, and the report it asks for covers that team only.
     """
 
     text: str
@@ -59,6 +61,7 @@ class Incoming:
     channel_problem: Callable[[], str | None] = lambda: None
     spell: Spell = trend_spelling
     is_manager: Callable[[], bool] = _no  # may see the report and teach the bot (the platform's rule)
+    team: str = ""
 
 
 def documents(kb: Knowledge, learned: Mapping[str, tuple[str, ...]] | None = None) -> list[Document]:
@@ -106,15 +109,18 @@ class TrendBot:
         self.learning: Learning | None = None
         self.answers = Answers(kb, self.index, confidence or Confidence(Model.load()), self._sources, self._related)
         # `/trend <name>` accepts a trend's title, id or any of its aliases; a free question that
-        # is only a name must be a title or id, since aliases also name narrower things
-        # ("rbac" is an alias of security-by-design but has a FAQ of its own).
+        # is only a name must be a title, an id or an alias the title itself names ("docker" for
+        # "Containers and Docker"), since other aliases name narrower things ("rbac" is an alias
+        # of security-by-design but has a FAQ of its own).
         self._topic_names: dict[str, str] = {}
         self._title_names: dict[str, str] = {}
         for t in kb.trends.values():
-            for name in (t.title, t.id.replace("-", " ")):
-                self._title_names.setdefault(fold(self.analyzer.expand(name)), t.id)
+            title = f" {fold(self.analyzer.expand(t.title))} "
             for name in (t.title, t.id.replace("-", " "), *t.aliases):
-                self._topic_names.setdefault(fold(self.analyzer.expand(name)), t.id)
+                key = fold(self.analyzer.expand(name))
+                self._topic_names.setdefault(key, t.id)
+                if name in (t.title, t.id.replace("-", " ")) or f" {key} " in title:
+                    self._title_names.setdefault(key, t.id)
 
     def _index(self, docs: list[Document]) -> Index:
         """The index of the documents: from the cache when it has them, else fitted."""
@@ -159,7 +165,7 @@ class TrendBot:
         """The reply with the id its feedback buttons name, and for a manager a "Teach" on a decline."""
         try:
             asked_id = self.learning.record(incoming.platform, incoming.channel_id, clean(incoming.text),
-                                            reply.entry_id, reply.answered, reply.score)
+                                            reply.entry_id, reply.answered, reply.score, team=incoming.team)
         except Exception as exc:  # the store failing must not cost the answer
             log.warning("could not record a %s question: %s", incoming.platform, exc)
             return reply
@@ -194,7 +200,8 @@ class TrendBot:
                 return Decision(Reply(title="Daily tips are off", answered=False, kind="error", private=True,
                                       text="This trendbot runs without a store, so it can't keep subscriptions."), None)
             return Decision(self.tips.command(verb.lower(), args, incoming.platform, incoming.channel_id,
-                                              incoming.can_manage, incoming.spell, incoming.channel_problem), None)
+                                              incoming.can_manage, incoming.spell, incoming.channel_problem,
+                                              team=incoming.team), None)
         if not word:  # a bare /trend, on every surface: how to use it
             return Decision(self.help(incoming.spell), None)
         if word in TOPICS_WORDS:
@@ -222,11 +229,11 @@ class TrendBot:
         """Answer a free question from the index, or decline with suggestions.
 
         A question that is just a topic's name ("serverless", "k8s?", "mircoservices") gets
-        that topic's card, as `/trend <topic>` would.
+        that topic's summary with "More" for the card (`/trend <topic>` shows the card at once).
         """
         trend = self.find_topic(question, self._title_names)
         if trend is not None:
-            return Decision(self.trend_card(trend), None)
+            return Decision(self.answers.short_reply(trend.id, self.index.search(question), 1.0), None)
         return self.answers.answer(question)
 
     def learning_command(self, verb: str, rest: str, incoming: Incoming) -> Reply:
@@ -237,9 +244,9 @@ class TrendBot:
         """Teach `question` as a phrasing of an entry, and say so (or what is wrong)."""
         return teaching.teach(self, entry_id, question, by)
 
-    def report(self, days: float, top: int = 10):
-        """The learning loop's report, with the closest entries of each unanswered question."""
-        return teaching.report(self, days, top)
+    def report(self, days: float, top: int = 10, team: str | None = None):
+        """The learning loop's report (of one team, when given), with the closest entries of each unanswered question."""
+        return teaching.report(self, days, top, team)
 
     def more(self, entry_id: str) -> Reply:
         """The whole entry behind a short answer: what "More" shows."""

@@ -202,7 +202,7 @@ def candidate_rows(bot: TrendBot, cases: Iterable[Case]) -> list[tuple[int, list
             continue
         results = bot.index.search(case.question)
         for rank, hit in enumerate(results.hits[:confidence.CANDIDATES]):
-            f = confidence.features(bot.index, results, hit, rank)
+            f = confidence.features(bot.index, results, hit, rank, bot.answers.dated)
             reply = bot.answers.short_reply(hit.entry_id, results, hit.score)
             label = int(case.in_scope and Outcome(case, reply).right)
             rows.append((n, [f[name] for name in confidence.FEATURES], label))

@@ -100,13 +100,13 @@ class Learning:
     # -- recording ----------------------------------------------------------------------------------
 
     def record(self, platform: str, channel_id: str, question: str, entry_id: str | None, answered: bool,
-               score: float) -> int:
-        """One answer or decline; returns its id (what "Helpful" / "Not helpful" name)."""
+               score: float, team: str = "") -> int:
+        """One answer or decline (in `team`); returns its id (what "Helpful" / "Not helpful" name)."""
         now = self.clock()
         if now - self._purged_at > 3600:  # the retention purge, at most hourly, on the way
             self.purge(now)
         text = question if self.keep_questions else ""
-        return self.store.record_question(platform, channel_id, now, entry_id, answered, score, text)
+        return self.store.record_question(platform, channel_id, now, entry_id, answered, score, text, team=team)
 
     def vote(self, platform: str, user_id: str, asked_id: int, helpful: bool) -> str:
         """One person's vote on one answer: "new", "changed", "same" or "unknown"."""
@@ -148,10 +148,11 @@ class Learning:
 
     def report(self, days: float, words: Callable[[str], list[str]],
                closest: Callable[[str], Sequence[tuple[str, str, float]]], title: Callable[[str], str],
-               top: int = 10) -> Report:
-        """What was asked over the last `days`: answer rate, the unanswered grouped, the votes per entry."""
+               top: int = 10, team: str | None = None) -> Report:
+        """What was asked over the last `days` (in one team, when given): answer rate, the unanswered
+        grouped, the votes per entry."""
         since = self.clock() - days * 86400
-        rows = self.store.questions(since)
+        rows = self.store.questions(since, team=team)
         answered = sum(1 for r in rows if r[5])
         declined = [r[7] for r in rows if not r[5] and r[7]]
         groups = _group(declined, words)[:top]
@@ -159,7 +160,7 @@ class Learning:
                            for g in groups)
         tally: dict[str, list[int]] = defaultdict(lambda: [0, 0])
         disliked: dict[str, list[str]] = defaultdict(list)
-        for _, entry_id, helpful, question in self.store.votes(since):
+        for _, entry_id, helpful, question in self.store.votes(since, team=team):
             if not entry_id:
                 continue
             tally[entry_id][0 if helpful else 1] += 1

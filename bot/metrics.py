@@ -36,6 +36,8 @@ class Metrics:
                              registry=r)
         self.connected = Gauge("trendbot_platform_connected", "1 when the platform is connected", ["platform"],
                                registry=r)
+        self.standby = Gauge("trendbot_platform_standby", "1 when another replica holds the platform's connection "
+                             "and this one stands by to take over", ["platform"], registry=r)
         self._handlers: dict[str, Callable[[dict[str, Any]], None]] = {
             "answer": self._answer,
             "tip_posted": lambda f: self.tips.labels(f.get("platform", "")).inc(),
@@ -57,10 +59,12 @@ class Metrics:
         self.questions.labels(platform, "answered" if f.get("answered") else "declined").inc()
         self.latency.labels(platform).observe(float(f.get("latency_ms", 0.0)) / 1000)
 
-    def render(self, connected: Mapping[str, bool], counts: Mapping[str, int]) -> bytes:
+    def render(self, connected: Mapping[str, bool], counts: Mapping[str, int],
+               standby: Mapping[str, bool] | None = None) -> bytes:
         """The text format, with the gauges set to the state at this moment."""
         for platform, up in connected.items():
             self.connected.labels(platform).set(1 if up else 0)
+            self.standby.labels(platform).set(1 if (standby or {}).get(platform) else 0)
         for kind, n in counts.items():
             self.entries.labels(kind).set(n)
         return generate_latest(self.registry)

@@ -36,6 +36,7 @@ class Subscription:
     zone: str = DEFAULT_ZONE
     topics: tuple[str, ...] = ()  # trend ids; empty means every topic
     active: bool = True
+    team: str = ""  # the workspace the channel belongs to, where one app serves several (Slack by OAuth)
 
     @property
     def tz(self) -> ZoneInfo:

@@ -1,7 +1,8 @@
 """The SQLite store: one file shared by every process of one installation (the default store).
 
-It implements bot/store.py's Store: event de-duplication (`claim`), daily-tip subscriptions and
-the per-day tip posts; features add their tables as new entries in `MIGRATIONS`. Every "exactly
+It implements bot/store.py's Store: the reply inbox, daily-tip subscriptions and the per-day tip
+posts, the learning loop, leases, and installations with their OAuth states; features add their
+tables as new entries in `MIGRATIONS`. Every "exactly
 once" rests on a PRIMARY KEY / UNIQUE constraint, never on timing, and the SQL is plain (no
 SQLite-only syntax in the statements themselves), so a PostgreSQL store can follow with the same
 statements and another DB-API driver.
@@ -28,6 +29,9 @@ EXPIRE_EVERY = 3600.0  # `record` deletes rows older than the TTL at most this o
 MAX_KEY = 255
 
 # (version, statements). Append, never edit: a database at version N runs the entries after N.
+# bot/postgres_store.py runs the same statements on PostgreSQL, rewriting only the types in its
+# SPELLING: keep them plain SQL (no SQLite-only syntax; an id column INTEGER PRIMARY KEY
+# AUTOINCREMENT, never a bare INTEGER PRIMARY KEY, which only SQLite numbers by itself).
 MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
     (1, (
         "CREATE TABLE claims (key VARCHAR(255) PRIMARY KEY, claimed_at BIGINT NOT NULL)",
@@ -77,6 +81,23 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
         # replica that holds "discord" is the one connected to Discord; the others stand by).
         "CREATE TABLE leases (name VARCHAR(64) PRIMARY KEY, holder VARCHAR(255) NOT NULL,"
         " expires_at BIGINT NOT NULL)",
+    )),
+    (6, (
+        # An app installed in several workspaces (Slack by OAuth): one installation per team, its
+        # tokens inside `data`; the OAuth flow's states once used, until they run out anyway
+        # (`expires_at`, ms), so each is good once; and the team each subscription, inbox row and
+        # question belongs to ('' where there is one), so that an uninstall deletes that team's
+        # rows and no other's.
+        "CREATE TABLE installations (platform VARCHAR(32) NOT NULL, team_id VARCHAR(64) NOT NULL,"
+        " data TEXT NOT NULL, installed_at BIGINT NOT NULL, PRIMARY KEY (platform, team_id))",
+        "CREATE TABLE used_states (state VARCHAR(255) PRIMARY KEY, expires_at BIGINT NOT NULL)",
+        "CREATE INDEX used_states_expires_at ON used_states (expires_at)",
+        "ALTER TABLE subscriptions ADD COLUMN team_id VARCHAR(64) NOT NULL DEFAULT ''",
+        "ALTER TABLE inbox ADD COLUMN team_id VARCHAR(64) NOT NULL DEFAULT ''",
+        "ALTER TABLE asked ADD COLUMN team_id VARCHAR(64) NOT NULL DEFAULT ''",
+        "CREATE INDEX subscriptions_team ON subscriptions (platform, team_id)",
+        "CREATE INDEX inbox_team ON inbox (platform, team_id)",
+        "CREATE INDEX asked_team ON asked (platform, team_id)",
     )),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
@@ -155,7 +176,7 @@ class SQLiteStore:
 
     # -- the reply inbox -------------------------------------------------------------------------
 
-    def record(self, key: str, platform: str, payload: str, now: float, lease: float) -> str:
+    def record(self, key: str, platform: str, payload: str, now: float, lease: float, team: str = "") -> str:
         """Record a question before it is acknowledged, and lease it to the caller.
 
         "new": first seen, leased to the caller; "taken": seen before but never answered and its
@@ -167,8 +188,9 @@ class SQLiteStore:
             if now - self._last_expiry >= EXPIRE_EVERY:
                 self._expire(now)
             try:
-                self._db.execute("INSERT INTO inbox (key, platform, payload, received_at, leased_until)"
-                                 " VALUES (?, ?, ?, ?, ?)", (key, platform, payload, int(now), int(now + lease)))
+                self._db.execute("INSERT INTO inbox (key, platform, payload, received_at, leased_until, team_id)"
+                                 " VALUES (?, ?, ?, ?, ?, ?)",
+                                 (key, platform, payload, int(now), int(now + lease), _team(team)))
                 return "new"
             except sqlite3.IntegrityError:  # the PRIMARY KEY: seen before
                 pass
@@ -220,43 +242,49 @@ class SQLiteStore:
     # -- the learning loop -----------------------------------------------------------------------
 
     def record_question(self, platform: str, channel_id: str, asked_at: float, entry_id: str | None,
-                        answered: bool, score: float, question: str) -> int:
+                        answered: bool, score: float, question: str, team: str = "") -> int:
         """One question answered or declined; its id is what a feedback button names."""
         with self._lock:
             cur = self._db.execute(
-                "INSERT INTO asked (platform, channel_id, asked_at, entry_id, answered, score, question)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (platform, channel_id[:255], int(asked_at), entry_id, int(answered), float(score), question[:2000]))
+                "INSERT INTO asked (platform, channel_id, asked_at, entry_id, answered, score, question, team_id)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (platform, channel_id[:255], int(asked_at), entry_id, int(answered), float(score), question[:2000],
+                 _team(team)))
             return int(cur.lastrowid)
 
     def vote(self, asked_id: int, voter: str, helpful: bool, now: float) -> str:
-        """One person's vote on one answer: "new", "changed", "same" or "unknown" (no such answer)."""
+        """One person's vote on one answer: "new", "changed", "same" or "unknown" (no such answer).
+
+        The first vote is an INSERT that one caller wins; a change is an UPDATE that applies only
+        when the vote differs: two presses at once, even in two processes, count once."""
         with self._lock:
             if self._db.execute("SELECT 1 FROM asked WHERE id = ? AND answered = 1", (asked_id,)).fetchone() is None:
                 return "unknown"
-            row = self._db.execute("SELECT helpful FROM votes WHERE asked_id = ? AND voter = ?",
-                                   (asked_id, voter)).fetchone()
-            if row is not None and bool(row[0]) == helpful:
-                return "same"
-            self._db.execute(
-                "INSERT INTO votes (asked_id, voter, helpful, voted_at) VALUES (?, ?, ?, ?)"
-                " ON CONFLICT (asked_id, voter) DO UPDATE SET helpful = excluded.helpful, voted_at = excluded.voted_at",
-                (asked_id, voter, int(helpful), int(now)))
-            return "new" if row is None else "changed"
+            cur = self._db.execute("INSERT INTO votes (asked_id, voter, helpful, voted_at) VALUES (?, ?, ?, ?)"
+                                   " ON CONFLICT (asked_id, voter) DO NOTHING", (asked_id, voter, int(helpful), int(now)))
+            if cur.rowcount == 1:
+                return "new"
+            cur = self._db.execute("UPDATE votes SET helpful = ?, voted_at = ? WHERE asked_id = ? AND voter = ?"
+                                   " AND helpful <> ?", (int(helpful), int(now), asked_id, voter, int(helpful)))
+            return "changed" if cur.rowcount == 1 else "same"
 
-    def questions(self, since: float) -> list[tuple]:
-        """(id, platform, channel_id, asked_at, entry_id, answered, score, question) asked since `since`."""
+    def questions(self, since: float, team: str | None = None) -> list[tuple]:
+        """(id, platform, channel_id, asked_at, entry_id, answered, score, question) asked since `since`
+        (in one team only, when given)."""
+        where, params = ("", ()) if team is None else (" AND team_id = ?", (_team(team),))
         with self._lock:
             return [tuple(r) for r in self._db.execute(
                 "SELECT id, platform, channel_id, asked_at, entry_id, answered, score, question FROM asked"
-                " WHERE asked_at >= ? ORDER BY id", (int(since),)).fetchall()]
+                " WHERE asked_at >= ?" + where + " ORDER BY id", (int(since), *params)).fetchall()]
 
-    def votes(self, since: float) -> list[tuple]:
-        """(asked_id, entry_id, helpful, question) of the votes cast since `since`."""
+    def votes(self, since: float, team: str | None = None) -> list[tuple]:
+        """(asked_id, entry_id, helpful, question) of the votes cast since `since` (on one team's answers only,
+        when given)."""
+        where, params = ("", ()) if team is None else (" AND a.team_id = ?", (_team(team),))
         with self._lock:
             return [tuple(r) for r in self._db.execute(
                 "SELECT v.asked_id, a.entry_id, v.helpful, a.question FROM votes v JOIN asked a ON a.id = v.asked_id"
-                " WHERE v.voted_at >= ? ORDER BY v.asked_id", (int(since),)).fetchall()]
+                " WHERE v.voted_at >= ?" + where + " ORDER BY v.asked_id", (int(since), *params)).fetchall()]
 
     def forget_before(self, before: float) -> int:
         """The retention purge: questions asked before `before`, and their votes, are deleted."""
@@ -330,19 +358,82 @@ class SQLiteStore:
                                    (name, _ms(now))).fetchone()
         return row[0] if row else None
 
+    # -- installations and their OAuth states ---------------------------------------------------
+
+    def save_installation(self, platform: str, team: str, data: str, now: float) -> None:
+        """Create or replace one team's installation; `data` is the adapter's record of it, tokens included."""
+        if not team:
+            raise ValueError("an installation needs a team")
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO installations (platform, team_id, data, installed_at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (platform, team_id) DO UPDATE SET data = excluded.data,"
+                " installed_at = excluded.installed_at", (platform, _team(team), data, int(now)))
+
+    def installation(self, platform: str, team: str) -> str | None:
+        """One team's installation as it was saved, or None."""
+        with self._lock:
+            row = self._db.execute("SELECT data FROM installations WHERE platform = ? AND team_id = ?",
+                                   (platform, _team(team))).fetchone()
+        return row[0] if row else None
+
+    def delete_installation(self, platform: str, team: str) -> bool:
+        """Delete one team's installation (its tokens) and nothing else; False if there was none."""
+        with self._lock:
+            cur = self._db.execute("DELETE FROM installations WHERE platform = ? AND team_id = ?",
+                                   (platform, _team(team)))
+            return cur.rowcount > 0
+
+    def forget_team(self, platform: str, team: str) -> int:
+        """Delete everything kept for one team, in one transaction: its installation, its channels'
+        subscriptions and tip posts, its inbox rows, its questions and their votes. Returns the rows deleted."""
+        if not team:
+            raise ValueError("forget_team needs a team: '' is every row of a platform with one")
+        p, t = platform, _team(team)
+        steps = (
+            ("DELETE FROM votes WHERE asked_id IN (SELECT id FROM asked WHERE platform = ? AND team_id = ?)", (p, t)),
+            ("DELETE FROM asked WHERE platform = ? AND team_id = ?", (p, t)),
+            ("DELETE FROM tip_posts WHERE platform = ? AND channel_id IN"
+             " (SELECT channel_id FROM subscriptions WHERE platform = ? AND team_id = ?)", (p, p, t)),
+            ("DELETE FROM subscriptions WHERE platform = ? AND team_id = ?", (p, t)),
+            ("DELETE FROM inbox WHERE platform = ? AND team_id = ?", (p, t)),
+            ("DELETE FROM installations WHERE platform = ? AND team_id = ?", (p, t)),
+        )
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                gone = sum(self._db.execute(statement, params).rowcount for statement, params in steps)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return gone
+
+    def use_state(self, state: str, now: float, expires_at: float) -> bool:
+        """Use a one-time state (an OAuth flow's) up: True the first time, for one caller only (the PRIMARY
+        KEY decides), False ever after. It is kept until `expires_at`; those past it are dropped on the way."""
+        with self._lock:
+            self._db.execute("DELETE FROM used_states WHERE expires_at <= ?", (_ms(now),))
+            try:
+                self._db.execute("INSERT INTO used_states (state, expires_at) VALUES (?, ?)", (state, _ms(expires_at)))
+            except sqlite3.IntegrityError:
+                return False
+            return True
+
     # -- daily tips ---------------------------------------------------------------------------
 
     def subscribe(self, sub: Subscription, now: float | None = None) -> None:
         """Create or replace a channel's subscription (and reactivate it)."""
         now = time.time() if now is None else now
-        row = (sub.platform, sub.channel_id, sub.time.strftime("%H:%M"), sub.zone, ",".join(sub.topics), int(now))
+        row = (sub.platform, sub.channel_id, sub.time.strftime("%H:%M"), sub.zone, ",".join(sub.topics), int(now),
+               _team(sub.team))
         with self._lock:
             self._db.execute(
-                "INSERT INTO subscriptions (platform, channel_id, post_time, zone, topics, active, failures, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, 1, 0, ?)"
+                "INSERT INTO subscriptions (platform, channel_id, post_time, zone, topics, active, failures, updated_at,"
+                " team_id) VALUES (?, ?, ?, ?, ?, 1, 0, ?, ?)"
                 " ON CONFLICT (platform, channel_id) DO UPDATE SET post_time = excluded.post_time,"
                 " zone = excluded.zone, topics = excluded.topics, active = 1, failures = 0,"
-                " updated_at = excluded.updated_at",
+                " updated_at = excluded.updated_at, team_id = excluded.team_id",
                 row,
             )
 
@@ -454,14 +545,19 @@ class SQLiteStore:
         self.close()
 
 
-_SUBSCRIPTION = "SELECT platform, channel_id, post_time, zone, topics, active FROM subscriptions"
+_SUBSCRIPTION = "SELECT platform, channel_id, post_time, zone, topics, active, team_id FROM subscriptions"
 
 
 def _subscription(row: tuple) -> Subscription:
-    platform, channel_id, post_time, zone, topics, active = row
+    platform, channel_id, post_time, zone, topics, active, team = row
     hours, minutes = post_time.split(":")
     return Subscription(platform, channel_id, dt.time(int(hours), int(minutes)), zone,
-                        tuple(t for t in topics.split(",") if t), bool(active))
+                        tuple(t for t in topics.split(",") if t), bool(active), team)
+
+
+def _team(team: str) -> str:
+    """A team id as its column keeps it (a platform's ids are far shorter)."""
+    return (team or "")[:64]
 
 
 def _ms(t: float) -> int:

@@ -4,8 +4,9 @@ A Store holds what must outlive a process and be shared by every process of one 
 the reply inbox (questions recorded before they are acknowledged), daily-tip subscriptions and
 the per-day tip posts, the learning loop (questions asked, votes, taught phrasings), and named
 leases (which replica holds a connection only one may hold). Every "exactly once" rests on a
-UNIQUE constraint in it, never on timing. bot/sqlite_store.py is the embedded default; the app
-layer (trendbot/wiring.py) picks the implementation from TRENDBOT_DB.
+UNIQUE constraint in it, never on timing. bot/sqlite_store.py is the embedded default and
+bot/postgres_store.py the store of replicas on several hosts, with the same schema; the app layer
+(trendbot/wiring.py) picks the implementation from TRENDBOT_DB.
 """
 from __future__ import annotations
 
@@ -20,9 +21,15 @@ class StoreError(Exception):
 
 
 class Store(Protocol):
-    """What callers may do with the store. Implementations are safe to use from several threads."""
+    """What callers may do with the store. Implementations are safe to use from several threads.
 
-    def record(self, key: str, platform: str, payload: str, now: float, lease: float) -> str:
+    It also keeps the installations of an app serving several workspaces, with the one-time
+    states of their OAuth flow. A `team` is the workspace a row belongs to where one app serves
+    several (Slack installed by OAuth), '' where a platform has one; `forget_team` deletes every
+    row of one team.
+    """
+
+    def record(self, key: str, platform: str, payload: str, now: float, lease: float, team: str = "") -> str:
         """Record a question before it is acknowledged and lease it to the caller: "new" or "taken"
         (answer it), "busy" (another process is on it) or "answered" (its reply went out)."""
 
@@ -36,7 +43,7 @@ class Store(Protocol):
         """Unanswered questions received after `since` whose lease ran out, each now leased to the caller."""
 
     def subscribe(self, sub: Subscription, now: float | None = None) -> None:
-        """Create or replace a channel's subscription (and reactivate it)."""
+        """Create or replace a channel's subscription (and reactivate it), with the team it belongs to."""
 
     def unsubscribe(self, platform: str, channel_id: str) -> bool:
         """Remove a channel's subscription; False if it had none."""
@@ -66,17 +73,19 @@ class Store(Protocol):
         """Whether the post for that local date went out."""
 
     def record_question(self, platform: str, channel_id: str, asked_at: float, entry_id: str | None,
-                        answered: bool, score: float, question: str) -> int:
+                        answered: bool, score: float, question: str, team: str = "") -> int:
         """One question answered or declined (the text may be ''); its id is what a feedback button names."""
 
     def vote(self, asked_id: int, voter: str, helpful: bool, now: float) -> str:
         """One person's vote on one answer, changeable: "new", "changed", "same" or "unknown"."""
 
-    def questions(self, since: float) -> list[tuple]:
-        """(id, platform, channel_id, asked_at, entry_id, answered, score, question) asked since `since`."""
+    def questions(self, since: float, team: str | None = None) -> list[tuple]:
+        """(id, platform, channel_id, asked_at, entry_id, answered, score, question) asked since `since`
+        (in one team only, when given)."""
 
-    def votes(self, since: float) -> list[tuple]:
-        """(asked_id, entry_id, helpful, question) of the votes cast since `since`."""
+    def votes(self, since: float, team: str | None = None) -> list[tuple]:
+        """(asked_id, entry_id, helpful, question) of the votes cast since `since` (on one team's answers only,
+        when given)."""
 
     def forget_before(self, before: float) -> int:
         """Delete the questions asked before `before`, and their votes."""
@@ -98,6 +107,23 @@ class Store(Protocol):
 
     def lease_holder(self, name: str, now: float) -> str | None:
         """Who holds the named lease now, if anyone."""
+
+    def save_installation(self, platform: str, team: str, data: str, now: float) -> None:
+        """Create or replace one team's installation; `data` is the adapter's record of it, tokens included."""
+
+    def installation(self, platform: str, team: str) -> str | None:
+        """One team's installation as it was saved, or None."""
+
+    def delete_installation(self, platform: str, team: str) -> bool:
+        """Delete one team's installation (its tokens) and nothing else; False if there was none."""
+
+    def forget_team(self, platform: str, team: str) -> int:
+        """Delete everything kept for one team, in one transaction: its installation, its channels'
+        subscriptions and tip posts, its inbox rows, its questions and their votes. Returns the rows deleted."""
+
+    def use_state(self, state: str, now: float, expires_at: float) -> bool:
+        """Use a one-time state (an OAuth flow's) up: True the first time, for one caller only, False ever
+        after; it need not be kept past `expires_at` (its issuer refuses it by then)."""
 
     def meta(self, name: str, default: Callable[[], str]) -> str:
         """A value the store keeps for itself, made with `default()` the first time."""

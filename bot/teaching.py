@@ -15,6 +15,7 @@ class Asker(Protocol):
     platform: str
     user_id: str
     is_manager: Callable[[], bool]
+    team: str
 
 
 class TrendBot(Protocol):
@@ -35,7 +36,8 @@ def command(bot: TrendBot, verb: str, rest: str, incoming: Asker) -> Reply:
                                            "report or taught phrasings.")
     if verb in ("good", "bad"):
         if not rest.strip().isdigit():
-            return _private("Which answer?", "Press Helpful or Not helpful under an answer to rate it.")
+            return _private("Which answer?", "Rate an answer with the Helpful or Not helpful under it "
+                                             "(in a terminal, `/trend good` or `/trend bad` right after it).")
         outcome = bot.learning.vote(incoming.platform, incoming.user_id, int(rest), verb == "good")
         if outcome == "unknown":
             return _private("That answer is gone", "It is too old to rate now; thanks all the same.")
@@ -45,8 +47,8 @@ def command(bot: TrendBot, verb: str, rest: str, incoming: Asker) -> Reply:
     if not safe_check(incoming.is_manager):
         return _private("Not allowed here", "Only people who manage trendbot here can see the report and "
                                             "teach it; ask a workspace or server admin.")
-    if verb == "report":
-        return report_reply(bot, 7)
+    if verb == "report":  # a manager of one workspace sees that workspace's questions only
+        return report_reply(bot, 7, team=incoming.team or None)
     entry_id, _, question = rest.strip().partition(" ")
     return teach(bot, entry_id.lower(), question, by=bot.learning.voter(incoming.platform, incoming.user_id))
 
@@ -69,9 +71,10 @@ def teach(bot: TrendBot, entry_id: str, question: str, by: str = "") -> Reply:
                  private=True)
 
 
-def report_reply(bot: TrendBot, days: int) -> Reply:
-    """The week's top five unanswered questions and the most down-voted answers, for managers."""
-    week = report(bot, days, top=5)
+def report_reply(bot: TrendBot, days: int, team: str | None = None) -> Reply:
+    """The week's top five unanswered questions and the most down-voted answers (of one team, when
+    given), for managers."""
+    week = report(bot, days, top=5, team=team)
     lines = [f"{week.questions} questions in the last {days} days, {week.answer_rate:.0%} answered."]
     if week.unanswered:
         lines.append("**Asked, not answered:**\n" + "\n".join(
@@ -88,13 +91,13 @@ def report_reply(bot: TrendBot, days: int) -> Reply:
                  kind="report", private=True)
 
 
-def report(bot: TrendBot, days: float, top: int = 10) -> Report:
-    """The learning loop's report, with the closest entries of each unanswered question."""
+def report(bot: TrendBot, days: float, top: int = 10, team: str | None = None) -> Report:
+    """The learning loop's report (of one team, when given), with the closest entries of each unanswered question."""
     def closest(question: str) -> list[tuple[str, str, float]]:
         return [(h.entry_id, bot.answers.label(h.entry_id), h.score) for h in bot.index.search(question).hits[:3]]
 
     return bot.learning.report(days, lambda q: [stem(w) for w in bot.analyzer.words(q)], closest,
-                                bot.answers.label, top)
+                                bot.answers.label, top, team=team)
 
 
 def _private(title: str, text: str) -> Reply:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from bot.events import emit
@@ -124,12 +124,13 @@ class DailyTips:
 
     def command(self, verb: str, args: list[str], platform: str, channel_id: str,
                 may_manage: Callable[[], bool], spell: Spell = trend_spelling,
-                channel_problem: Callable[[], str | None] = lambda: None) -> Reply:
+                channel_problem: Callable[[], str | None] = lambda: None, team: str = "") -> Reply:
         """`subscribe`, `unsubscribe` or `subscription` for the channel the command came from.
 
         `may_manage()` asks the platform whether the sender may change the channel's tips; it is
         called only for a change. `channel_problem()` says why the bot could not post in the
         channel (asked before it subscribes). `spell` writes the commands the way the platform does.
+        A subscription belongs to `team` (the workspace, where one app serves several).
         """
         if verb == "subscription":
             return self.describe(platform, channel_id, spell=spell)
@@ -144,6 +145,7 @@ class DailyTips:
         sub = self.parse_subscribe(args, platform, channel_id, spell)
         if isinstance(sub, Reply):
             return sub
+        sub = replace(sub, team=team)
         problem = channel_problem()
         if problem:
             return _private("I can't post here", problem)

@@ -3,13 +3,18 @@
 It answers auth.test, chat.postMessage, chat.postEphemeral, users.info, users.conversations,
 conversations.info, conversations.join, views.open, views.publish and apps.connections.open
 (checking the bearer token),
-accepts posts to /response/<name> as Slack's response_url does, records every call, and can
-answer one call with 429 + Retry-After to exercise the retry handlers. Also here: Slack's
-request signing, and a helper that runs the app's HTTP server in its own event loop thread.
+accepts posts to /response/<name> as Slack's response_url does, records every call (with the
+token it came with), and can answer one call with 429 + Retry-After to exercise the retry
+handlers. For an app installed in several workspaces it plays Slack's side of the OAuth flow:
+`grant(team)` is a person approving the install (a one-time code), oauth.v2.access exchanges the
+code for that workspace's own bot token (checking the client id and secret), and `revoke(team)`
+is Slack revoking a workspace's tokens when it uninstalls the app. Also here: Slack's request
+signing, and a helper that runs the app's HTTP server in its own event loop thread.
 """
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import hmac
 import itertools
@@ -31,6 +36,9 @@ SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 BOT_USER = "U0TRENDBOT"
 TEAM = "T0TEST"
 REPLY_METHODS = ("chat.postMessage", "chat.postEphemeral", "response_url")
+CLIENT_ID = "1234567890.9876543210"
+CLIENT_SECRET = "0a1b2c3d4e5f60718293a4b5c6d7e8f9"
+APP_ID = "A0TRENDBOT"
 
 
 def fixture(name: str) -> dict:
@@ -49,12 +57,32 @@ class Call:
     path: str = ""
     at: float = field(default_factory=time.monotonic)
 
+    @property
+    def token(self) -> str:
+        """The bearer token the call came with ('' for none)."""
+        auth = self.headers.get("authorization", "")
+        return auth[7:] if auth.startswith("Bearer ") else ""
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """One workspace as the fake knows it: its id, name and the bot user trendbot has there."""
+
+    team_id: str
+    name: str
+    bot_user_id: str
+    bot_id: str
+
 
 class FakeSlack:
     """Slack's Web API on loopback. Use as a context manager; `api_url` is what SLACK_API_URL gets."""
 
-    def __init__(self, tokens: tuple[str, ...] = (BOT_TOKEN, APP_TOKEN)):
+    def __init__(self, tokens: tuple[str, ...] = (BOT_TOKEN, APP_TOKEN), client_id: str = CLIENT_ID,
+                 client_secret: str = CLIENT_SECRET, scopes: tuple[str, ...] = ()):
         self.tokens = set(tokens)
+        self.client_id, self.client_secret, self.scopes = client_id, client_secret, scopes
+        self.bots: dict[str, Workspace] = {BOT_TOKEN: Workspace(TEAM, "Example", BOT_USER, "B0TRENDBOT")}
+        self._codes: dict[str, tuple[str, str]] = {}  # one-time install codes: code -> (team id, installer)
         self.calls: list[Call] = []
         self.socket_url = ""  # what apps.connections.open hands out (a loopback WebSocket in tests)
         self.admins: set[str] = set()  # users.info says these users are workspace admins
@@ -96,6 +124,25 @@ class FakeSlack:
         return f"{self.url}response/{name}"
 
     # -- behaviour ----------------------------------------------------------------------------
+
+    def grant(self, team_id: str, user_id: str) -> str:
+        """A person in `team_id` approves the install on Slack's page: the one-time code Slack puts
+        in the redirect back to the app."""
+        code = f"{int(time.time())}.{next(self._ts)}.{team_id.lower()}"
+        with self._cond:
+            self._codes[code] = (team_id, user_id)
+        return code
+
+    def token_of(self, team_id: str) -> str:
+        """The bot token the fake issued for `team_id` (the latest)."""
+        with self._cond:
+            return [t for t, w in self.bots.items() if w.team_id == team_id][-1]
+
+    def revoke(self, team_id: str) -> None:
+        """Slack revokes every token of a workspace (it uninstalled the app)."""
+        with self._cond:
+            for token in [t for t, w in self.bots.items() if w.team_id == team_id]:
+                self.tokens.discard(token)
 
     def rate_limit_once(self, method: str, retry_after: int = 1, **match: str) -> None:
         """Answer the next `method` call whose data has `match` with 429 and Retry-After."""
@@ -149,8 +196,31 @@ class FakeSlack:
                     return retry_after
         return None
 
+    def _access(self, data: dict, headers: dict) -> dict:
+        """oauth.v2.access: the app's credentials (HTTP Basic) and a one-time code -> a new bot token.
+        The answer has the shape https://docs.slack.dev/reference/methods/oauth.v2.access shows (and
+        bolt-python's tests/mock_web_api_server use), for a bot-only install outside Enterprise Grid."""
+        expected = base64.b64encode(f"{self.client_id}:{self.client_secret}".encode()).decode()
+        if headers.get("authorization", "") != f"Basic {expected}":
+            return {"ok": False, "error": "invalid_client"}
+        with self._cond:
+            granted = self._codes.pop(data.get("code", ""), None)  # a code works once
+            if granted is None:
+                return {"ok": False, "error": "invalid_code"}
+            team_id, user_id = granted
+            n = next(self._ts)
+            token = f"xoxb-{n}{team_id[1:].lower()}-{n:04d}-FAKE{team_id}secretTOKEN{n}"
+            workspace = Workspace(team_id, f"Workspace {team_id}", f"U0BOT{team_id[1:]}", f"B0BOT{team_id[1:]}")
+            self.tokens.add(token)
+            self.bots[token] = workspace
+        return {"ok": True, "app_id": APP_ID, "authed_user": {"id": user_id}, "scope": ",".join(self.scopes),
+                "token_type": "bot", "access_token": token, "bot_user_id": workspace.bot_user_id,
+                "team": {"id": team_id, "name": workspace.name}, "enterprise": None, "is_enterprise_install": False}
+
     def _answer(self, method: str, data: dict, headers: dict) -> tuple[int, dict, dict]:
         auth = headers.get("authorization", "")
+        if method == "oauth.v2.access":
+            return 200, {}, self._access(data, headers)
         if method != "response_url":
             if not auth.startswith("Bearer ") or auth[7:] not in self.tokens:
                 return 200, {}, {"ok": False, "error": "invalid_auth"}
@@ -160,8 +230,12 @@ class FakeSlack:
         if method == "response_url":
             return 200, {}, {"ok": True}
         if method == "auth.test":
-            return 200, {}, {"ok": True, "url": "https://example.slack.com/", "team": "Example", "user": "trendbot",
-                             "team_id": TEAM, "user_id": BOT_USER, "bot_id": "B0TRENDBOT", "is_enterprise_install": False}
+            bot = self.bots.get(auth[7:])
+            if bot is None:  # the app-level token
+                return 200, {}, {"ok": False, "error": "not_allowed_token_type"}
+            return 200, {}, {"ok": True, "url": "https://example.slack.com/", "team": bot.name, "user": "trendbot",
+                             "team_id": bot.team_id, "user_id": bot.bot_user_id, "bot_id": bot.bot_id,
+                             "is_enterprise_install": False}
         ts = f"1715000100.{next(self._ts):06d}"
         if method == "users.info":
             user = data.get("user", "")

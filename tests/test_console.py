@@ -56,7 +56,7 @@ def test_more_shows_the_whole_entry_behind_the_last_short_answer(mini_bot):
     stdout = io.StringIO()
     console.chat(mini_bot, stdin, stdout)
     short, full = stdout.getvalue().split("\n\nServerless computing\n\n", 1)
-    assert "More: /trend more serverless" in short and "Tools:" not in short
+    assert short.rstrip().endswith("More: /trend more") and "more serverless" not in short and "Tools:" not in short
     assert "Tools: AWS Lambda, Azure Functions" in full and "/trend more" not in full
 
 
@@ -122,3 +122,19 @@ def test_good_and_bad_rate_the_last_answer_and_teach_works_in_the_chat(mini_kb, 
         assert "Taught" in out and "trendbot report" in out
         (entry,) = bot.report(7).feedback
         assert (entry.helpful, entry.not_helpful) == (1, 0)
+
+
+def test_a_vote_after_a_decline_does_not_rate_the_answer_before_it(mini_kb, tmp_path):
+    from bot.core import TrendBot
+    from bot.learning import Learning
+    from bot.sqlite_store import SQLiteStore
+
+    with SQLiteStore(tmp_path / "t.db") as store:
+        bot = TrendBot(mini_kb)
+        bot.enable_learning(Learning(store))
+        stdin = io.StringIO("is serverless cheaper?\n/trend bad\nwhat about monorepos\n/trend good\n")
+        stdout = io.StringIO()
+        console.chat(bot, stdin, stdout)
+        (entry,) = bot.report(7).feedback
+        assert (entry.helpful, entry.not_helpful) == (0, 1)  # the first vote stands
+        assert "your vote is changed" not in stdout.getvalue()

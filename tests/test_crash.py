@@ -26,15 +26,16 @@ KILL_AFTER = 200  # acknowledged events
 
 
 class Serve:
-    """`trendbot serve` (Slack HTTP mode only) as a process; its stderr read in a thread."""
+    """`trendbot serve` (Slack HTTP mode only) as a process; its stderr read in a thread. `db` is
+    its TRENDBOT_DB (a file or a PostgreSQL URL); `settings` add to or override its environment."""
 
-    def __init__(self, fake: FakeSlack, db: Path):
+    def __init__(self, fake: FakeSlack, db: Path | str, cwd: Path = ROOT, **settings: str):
         env = {k: v for k, v in os.environ.items() if not k.startswith(("TRENDBOT_", "SLACK_", "DISCORD_"))}
         env |= {"PYTHONPATH": str(ROOT), "SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET,
                 "SLACK_API_URL": fake.api_url, "TRENDBOT_DB": str(db), "TRENDBOT_KNOWLEDGE": str(MINI),
                 "TRENDBOT_HTTP_HOST": "127.0.0.1", "TRENDBOT_HTTP_PORT": "0", "TRENDBOT_SLACK_HOST": "127.0.0.1",
-                "TRENDBOT_SLACK_PORT": "0", "TRENDBOT_INBOX_LEASE": "2", "TRENDBOT_RELOAD_INTERVAL": "0"}
-        self.proc = subprocess.Popen([sys.executable, "-m", "trendbot", "serve"], env=env, cwd=ROOT,
+                "TRENDBOT_SLACK_PORT": "0", "TRENDBOT_INBOX_LEASE": "2", "TRENDBOT_RELOAD_INTERVAL": "0"} | settings
+        self.proc = subprocess.Popen([sys.executable, "-m", "trendbot", "serve"], env=env, cwd=cwd,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         self.lines: list[str] = []
         self.port = None

@@ -28,7 +28,10 @@ import yarl
 from adapters import console
 from adapters import discord_app as da
 from adapters import discord_embeds as de
+from adapters import discord_payloads as dp
+from adapters import discord_settings as ds
 from adapters import slack_payloads
+from adapters.secrets import SecretFilter, SettingsError
 from bot.replies import Reply, Suggestion
 from tests import discord_fake
 from tests.conftest import MINI
@@ -191,8 +194,8 @@ class Client(da.DiscordClient):
     application_id = 4242
 
 
-def client_for(core, *, settings: da.Settings | None = None, defer_after: float = 5.0, announce=None) -> Client:
-    return Client(core, settings or da.Settings(TOKEN), defer_after=defer_after, announce=announce or (lambda _: None))
+def client_for(core, *, settings: ds.Settings | None = None, defer_after: float = 5.0, announce=None) -> Client:
+    return Client(core, settings or ds.Settings(TOKEN), defer_after=defer_after, announce=announce or (lambda _: None))
 
 
 def title(kw: dict) -> str:
@@ -209,35 +212,35 @@ def assert_no_mentions(kw: dict) -> None:
 
 
 def test_slash_commands_become_incoming():
-    inc = da.to_incoming(Interaction(command("trend", topic="serverless")))
+    inc = dp.to_incoming(Interaction(command("trend", topic="serverless")))
     assert (inc.text, inc.platform, inc.channel_id, inc.user_id) == ("serverless", "discord", "500", "2000")
     assert inc.is_command and not inc.is_dm and not inc.is_mention and inc.thread_id is None
-    assert da.to_incoming(Interaction(command("trend"))).text == ""  # the core shows usage for a bare /trend
-    assert da.to_incoming(Interaction(command("trend", topic="  "))).text == ""
-    ask = da.to_incoming(Interaction(command("ask", question="is serverless cheaper?")))
+    assert dp.to_incoming(Interaction(command("trend"))).text == ""  # the core shows usage for a bare /trend
+    assert dp.to_incoming(Interaction(command("trend", topic="  "))).text == ""
+    ask = dp.to_incoming(Interaction(command("ask", question="is serverless cheaper?")))
     assert ask.text == "is serverless cheaper?" and not ask.is_command  # a free question, as in the console
-    tip = da.to_incoming(Interaction(command("tip")))
+    tip = dp.to_incoming(Interaction(command("tip")))
     assert tip.text == "tip" and tip.is_command
-    assert da.to_incoming(Interaction(command("tip"), guild_id=None)).is_dm
+    assert dp.to_incoming(Interaction(command("tip"), guild_id=None)).is_dm
 
 
 def test_button_press_asks_its_query():
-    inc = da.to_incoming(Interaction(press("kubernetes")))
+    inc = dp.to_incoming(Interaction(press("kubernetes")))
     assert (inc.text, inc.is_command, inc.user_id) == ("kubernetes", True, "2000")
 
 
 def test_thread_belongs_to_its_parent_channel():
     thread = Channel(777, parent_id=500)
-    inc = da.to_incoming(Interaction(command("tip"), channel_id=777, channel=thread))
+    inc = dp.to_incoming(Interaction(command("tip"), channel_id=777, channel=thread))
     assert (inc.channel_id, inc.thread_id) == ("500", "777")
-    msg = da.to_incoming(mention("k8s?", channel=thread), bot_id=BOT.id)
+    msg = dp.to_incoming(mention("k8s?", channel=thread), bot_id=BOT.id)
     assert (msg.channel_id, msg.thread_id) == ("500", "777")
 
 
 @pytest.mark.parametrize("data", [command("weather"), {"custom_id": "someone_elses_button", "component_type": 2}])
 def test_unknown_interactions_are_errors(data):
     with pytest.raises(ValueError):
-        da.to_incoming(Interaction(data))
+        dp.to_incoming(Interaction(data))
 
 
 def test_mention_drops_the_bot_and_names_the_rest():
@@ -245,22 +248,22 @@ def test_mention_drops_the_bot_and_names_the_rest():
     channels = [SimpleNamespace(id=88, name="dev")]
     msg = Message(f"<@{BOT.id}> ask <@{BOB.id}> and <@&77> in <#88> <:party:123> <a:wave:456> <@!{BOT.id}>",
                   mentions=(BOT, BOB), role_mentions=roles, channel_mentions=channels)
-    inc = da.to_incoming(msg, bot_id=BOT.id)
+    inc = dp.to_incoming(msg, bot_id=BOT.id)
     assert inc.text == "ask @Bob and @ops in #dev :party: :wave:"
     assert inc.is_mention and not inc.is_dm and (inc.user_id, inc.channel_id) == ("2000", "500")
     unknown = Message(f"<@!{BOT.id}> what about <@5555> <@&6666> <#7777>?", mentions=(BOT,))
-    assert da.to_incoming(unknown, bot_id=BOT.id).text == "what about @user @role #channel?"
+    assert dp.to_incoming(unknown, bot_id=BOT.id).text == "what about @user @role #channel?"
 
 
 def test_dm_is_a_dm_not_a_mention():
-    inc = da.to_incoming(Message("k8s?", guild=None), bot_id=BOT.id)
+    inc = dp.to_incoming(Message("k8s?", guild=None), bot_id=BOT.id)
     assert inc.is_dm and not inc.is_mention and inc.text == "k8s?"
 
 
 def test_wants_reply_only_for_people_talking_to_the_bot():
-    assert da.wants_reply(mention("hi"), BOT.id)
-    assert da.wants_reply(Message("hi", guild=None), BOT.id)
-    assert da.wants_reply(mention("hi", type=discord.MessageType.reply), BOT.id)
+    assert dp.wants_reply(mention("hi"), BOT.id)
+    assert dp.wants_reply(Message("hi", guild=None), BOT.id)
+    assert dp.wants_reply(mention("hi", type=discord.MessageType.reply), BOT.id)
     ignored = {
         "not mentioned": Message("serverless?"),
         "another user mentioned": Message(f"<@{BOB.id}> hi", mentions=(BOB,)),
@@ -272,7 +275,7 @@ def test_wants_reply_only_for_people_talking_to_the_bot():
         "a system message": mention("pinned", type=discord.MessageType.pins_add),
     }
     for why, msg in ignored.items():
-        assert not da.wants_reply(msg, BOT.id), why
+        assert not dp.wants_reply(msg, BOT.id), why
 
 
 # -- the same entry on every surface ------------------------------------------------------------
@@ -290,7 +293,7 @@ def test_same_question_same_entry_as_console_and_slack(shipped_bot, question):
         "dm": Message(question, guild=None),
     }
     for surface, source in surfaces.items():
-        reply = shipped_bot.handle(da.to_incoming(source, bot_id=BOT.id))
+        reply = shipped_bot.handle(dp.to_incoming(source, bot_id=BOT.id))
         assert (reply.entry_id, reply.answered) == (console_reply.entry_id, console_reply.answered), surface
         assert reply.entry_id == slack_reply.entry_id, surface
         assert de.render(reply)[0].embeds[0]["title"] == console_reply.title, surface
@@ -387,7 +390,7 @@ async def test_a_mention_is_recorded_before_it_is_answered_and_answered_once(min
     from bot.sqlite_store import SQLiteStore
 
     with SQLiteStore(tmp_path / "t.db") as store:
-        client = Client(mini_bot, da.Settings(TOKEN), inbox=Inbox(store, "discord"))
+        client = Client(mini_bot, ds.Settings(TOKEN), inbox=Inbox(store, "discord"))
         msg = mention("k8s")
         await client.on_message(msg)
         await client.on_message(msg)  # the same message again (another replica, a resumed session)
@@ -616,11 +619,11 @@ async def test_commands_sync_once_across_repeated_ready(mini_bot):
     await client.sync_commands()
     assert sync.calls == [None]  # once, globally
     assert said[0] == "connected to Discord as trendbot (1000) in 0 servers"
-    assert said[1] == f"invite it to a server: {da.invite_url(4242)}" and len(said) == 2
+    assert said[1] == f"invite it to a server: {ds.invite_url(4242)}" and len(said) == 2
 
 
 async def test_guild_flag_syncs_to_that_server_only(mini_bot):
-    client = client_for(mini_bot, settings=da.Settings(TOKEN, guild_id=123456789012345678))
+    client = client_for(mini_bot, settings=ds.Settings(TOKEN, guild_id=123456789012345678))
     client.tree.sync = sync = SyncRecorder()
     await client.setup_hook()
     await client.on_ready()
@@ -631,10 +634,10 @@ async def test_guild_flag_syncs_to_that_server_only(mini_bot):
 
 
 async def test_sync_refused_for_the_guild_names_the_flag(mini_bot):
-    client = client_for(mini_bot, settings=da.Settings(TOKEN, guild_id=99))
+    client = client_for(mini_bot, settings=ds.Settings(TOKEN, guild_id=99))
     client.tree.sync = SyncRecorder(discord.Forbidden(SimpleNamespace(status=403, reason="Forbidden"),
                                                       {"code": 50001, "message": "Missing Access"}))
-    with pytest.raises(da.SettingsError, match=r"server 99 \(--guild\).*applications\.commands"):
+    with pytest.raises(SettingsError, match=r"server 99 \(--guild\).*applications\.commands"):
         await client.setup_hook()
 
 
@@ -642,9 +645,9 @@ async def test_an_interactions_endpoint_url_stops_the_start(mini_bot):
     class WithEndpoint(Client):
         application = SimpleNamespace(interactions_endpoint_url="https://example.com/interactions")
 
-    client = WithEndpoint(mini_bot, da.Settings(TOKEN))
+    client = WithEndpoint(mini_bot, ds.Settings(TOKEN))
     client.tree.sync = sync = SyncRecorder()
-    with pytest.raises(da.SettingsError, match="Interactions Endpoint URL"):
+    with pytest.raises(SettingsError, match="Interactions Endpoint URL"):
         await client.setup_hook()
     assert not sync.calls
 
@@ -659,7 +662,7 @@ def _failing_client(core, where: str, error: Exception) -> da.DiscordClient:
         async def connect(self, *, reconnect=True):
             raise error
 
-    return Failing(core, da.Settings(TOKEN))
+    return Failing(core, ds.Settings(TOKEN))
 
 
 @pytest.mark.parametrize("where, error, says", [
@@ -670,7 +673,7 @@ def _failing_client(core, where: str, error: Exception) -> da.DiscordClient:
     ("login", OSError("Name or service not known"), r"cannot reach Discord: OSError"),
 ])
 async def test_start_failures_say_what_to_fix(mini_bot, where, error, says):
-    with pytest.raises(da.SettingsError, match=says) as caught:
+    with pytest.raises(SettingsError, match=says) as caught:
         await _failing_client(mini_bot, where, error).serve()
     assert TOKEN not in str(caught.value)
     assert caught.value.__suppress_context__  # the CLI prints one line, not a chain of tracebacks
@@ -680,16 +683,16 @@ async def test_start_failures_say_what_to_fix(mini_bot, where, error, says):
 
 
 def test_settings_read_the_token_and_hide_it():
-    st = da.Settings.from_env({"DISCORD_TOKEN": f"  {TOKEN}\n"})
+    st = ds.Settings.from_env({"DISCORD_TOKEN": f"  {TOKEN}\n"})
     assert st.token == TOKEN and st.guild_id is None and TOKEN not in repr(st) and st.secrets == (TOKEN,)
 
 
 def test_settings_token_from_a_file(tmp_path):
     path = tmp_path / "token"
     path.write_text(TOKEN + "\n", encoding="utf-8")
-    assert da.Settings.from_env({"DISCORD_TOKEN_FILE": str(path)}).token == TOKEN
-    with pytest.raises(da.SettingsError, match="DISCORD_TOKEN_FILE"):
-        da.Settings.from_env({"DISCORD_TOKEN_FILE": str(tmp_path / "missing")})
+    assert ds.Settings.from_env({"DISCORD_TOKEN_FILE": str(path)}).token == TOKEN
+    with pytest.raises(SettingsError, match="DISCORD_TOKEN_FILE"):
+        ds.Settings.from_env({"DISCORD_TOKEN_FILE": str(tmp_path / "missing")})
 
 
 @pytest.mark.parametrize("env, says", [
@@ -700,13 +703,13 @@ def test_settings_token_from_a_file(tmp_path):
     ({"DISCORD_TOKEN": "LEAKME has spaces.in.it"}, "DISCORD_TOKEN is malformed"),
 ])
 def test_bad_tokens_are_named_never_shown(env, says):
-    with pytest.raises(da.SettingsError, match=re.escape(says)) as caught:
-        da.Settings.from_env(env)
+    with pytest.raises(SettingsError, match=re.escape(says)) as caught:
+        ds.Settings.from_env(env)
     assert "LEAKME" not in str(caught.value) and TOKEN not in str(caught.value)
 
 
 def test_secret_filter_redacts_messages_and_tracebacks():
-    filt = da.SecretFilter([TOKEN])
+    filt = SecretFilter([TOKEN])
     record = logging.LogRecord("discord.http", logging.DEBUG, __file__, 1, "headers=%s", ({"Authorization": f"Bot {TOKEN}"},), None)
     try:
         raise RuntimeError(f"bad {TOKEN}")
@@ -718,14 +721,14 @@ def test_secret_filter_redacts_messages_and_tracebacks():
 
 
 def test_invite_url_asks_for_both_scopes_and_the_permissions_in_the_readme():
-    url = da.invite_url(4242)
+    url = ds.invite_url(4242)
     assert url == ("https://discord.com/oauth2/authorize?client_id=4242&scope=bot+applications.commands"
-                   f"&permissions={da.PERMISSIONS.value}")
-    p = da.PERMISSIONS
+                   f"&permissions={ds.PERMISSIONS.value}")
+    p = ds.PERMISSIONS
     assert p.view_channel and p.send_messages and p.send_messages_in_threads and p.embed_links and p.read_message_history
     assert not (p.administrator or p.mention_everyone or p.manage_messages)
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    assert f"permissions={da.PERMISSIONS.value}" in readme and "scope=bot+applications.commands" in readme
+    assert f"permissions={ds.PERMISSIONS.value}" in readme and "scope=bot+applications.commands" in readme
 
 
 def test_no_privileged_intent_is_requested(mini_bot):
@@ -763,7 +766,7 @@ async def test_real_client_answers_dms_commands_autocomplete_and_buttons(mini_bo
         monkeypatch.setattr(discord.http.Route, "BASE", fake.api_url)
         monkeypatch.setattr(discord.gateway.DiscordWebSocket, "DEFAULT_GATEWAY", yarl.URL(fake.gateway_url))
         said: list[str] = []
-        client = Watched(mini_bot, da.Settings(TOKEN), announce=said.append)
+        client = Watched(mini_bot, ds.Settings(TOKEN), announce=said.append)
         serving = asyncio.create_task(client.serve())
         try:
             await asyncio.wait_for(client.ready_events[0].wait(), 10)

@@ -11,6 +11,9 @@ import pytest
 from bot import config
 
 from adapters import discord_app as da
+from adapters import discord_commands as dc
+from adapters import discord_payloads as dp
+from adapters import discord_settings as ds
 from bot.schedule import Subscription
 from bot.tips import PostError
 from tests.conftest import NINE_UTC
@@ -79,7 +82,7 @@ def test_a_refused_send_is_permanent_and_a_server_error_is_not(tipbot):
 def rest_post(fake, reply, channel_id: str = "777"):
     """Post one reply through rest_poster, with discord.py pointed at the fake."""
     async def go():
-        async with da.rest_poster(config.load({"DISCORD_TOKEN": TOKEN}, settings=da.SETTINGS)) as poster:
+        async with da.rest_poster(config.load({"DISCORD_TOKEN": TOKEN}, settings=ds.SETTINGS)) as poster:
             await poster.post(channel_id, reply)
     asyncio.run(go())
 
@@ -151,12 +154,12 @@ def test_run_once_from_the_cli_posts_due_discord_tips_once(tmp_path):
 
 
 def test_subscription_commands_become_the_trend_words():
-    inc = da.to_incoming(Interaction(command("subscribe", time="08:30", zone="Europe/Paris", topics="serverless devops")))
+    inc = dp.to_incoming(Interaction(command("subscribe", time="08:30", zone="Europe/Paris", topics="serverless devops")))
     assert inc.text == "subscribe 08:30 Europe/Paris serverless devops" and inc.is_command
-    assert da.to_incoming(Interaction(command("subscribe", zone="Asia/Tokyo"))).text == "subscribe Asia/Tokyo"
-    assert da.to_incoming(Interaction(command("subscribe"))).text == "subscribe"
-    assert da.to_incoming(Interaction(command("unsubscribe"))).text == "unsubscribe"
-    assert da.to_incoming(Interaction(command("subscription"))).text == "subscription"
+    assert dp.to_incoming(Interaction(command("subscribe", zone="Asia/Tokyo"))).text == "subscribe Asia/Tokyo"
+    assert dp.to_incoming(Interaction(command("subscribe"))).text == "subscribe"
+    assert dp.to_incoming(Interaction(command("unsubscribe"))).text == "unsubscribe"
+    assert dp.to_incoming(Interaction(command("subscription"))).text == "subscription"
 
 
 def test_changing_commands_are_shown_to_channel_managers_only(tipbot):
@@ -206,12 +209,12 @@ async def test_a_city_instead_of_a_zone_gets_the_zone_name(tipbot):
 
 
 def test_zone_choices():
-    assert da.zone_choices("")[0] == "UTC" and len(da.zone_choices("")) == 25
-    assert da.zone_choices("paris")[0] == "Europe/Paris"
-    assert da.zone_choices("new york") == ["America/New_York"]
-    assert da.zone_choices("europe/ber")[0] == "Europe/Berlin"
-    assert da.zone_choices("u")[0] == "UTC"
-    assert da.zone_choices("no such place") == []
+    assert dc.zone_choices("")[0] == "UTC" and len(dc.zone_choices("")) == 25
+    assert dc.zone_choices("paris")[0] == "Europe/Paris"
+    assert dc.zone_choices("new york") == ["America/New_York"]
+    assert dc.zone_choices("europe/ber")[0] == "Europe/Berlin"
+    assert dc.zone_choices("u")[0] == "UTC"
+    assert dc.zone_choices("no such place") == []
 
 
 async def test_topics_autocomplete_completes_the_last_word(tipbot):
@@ -235,14 +238,14 @@ def test_a_question_a_crash_left_unanswered_is_answered_after_a_restart(fake, mi
             clock = [1000.0]
             inbox = Inbox(store, "discord", lease=5, clock=lambda: clock[0])
             # A mention and a slash command recorded by a process that then died before answering.
-            mention = da._stored(Incoming("k8s", platform="discord", channel_id="777", is_mention=True))
+            mention = dp.stored(Incoming("k8s", platform="discord", channel_id="777", is_mention=True))
             assert await inbox.record("discord:msg:5001", {"kind": "message", "channel": 777, "message": 5001,
                                                            "embeds": True, "incoming": mention})
-            command = da._stored(Incoming("kubernetes", platform="discord", channel_id="777", is_command=True))
+            command = dp.stored(Incoming("kubernetes", platform="discord", channel_id="777", is_command=True))
             assert await inbox.record("discord:int:7001", {"kind": "interaction", "application": 4242,
                                                            "token": "tok", "incoming": command})
             clock[0] += 10  # the dead process's leases ran out
-            client = da.DiscordClient(mini_bot, da.Settings(token=TOKEN), inbox=inbox)
+            client = da.DiscordClient(mini_bot, ds.Settings(token=TOKEN), inbox=inbox)
             await client.login(TOKEN)
             try:
                 for key, payload in await inbox.pending():

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from bot.core import Incoming
 
@@ -47,3 +48,23 @@ def test_figures_survive_exactly(shipped_bot):
     }
     for question, figure in expectations.items():
         assert figure in shipped_bot.handle(Incoming(question)).text, question
+
+
+def test_no_reply_shows_an_entry_id(shipped_bot, shipped_kb):
+    from adapters import console
+    from bot import markup
+
+    # One-word ids ("serverless") and hyphenated words the articles use ("real-time") are plain words.
+    articles = " ".join(p.read_text(encoding="utf-8").lower()
+                        for p in (Path(__file__).parent / "fixtures" / "seeds").iterdir())
+    ids = [i for i in (*shipped_kb.trends, *shipped_kb.faqs) if "-" in i and i not in articles]
+    pattern = re.compile(r"(?<![\w/-])(" + "|".join(map(re.escape, ids)) + r")(?![\w-])")
+    shown = []
+    for faq in shipped_kb.faqs.values():
+        for reply in (shipped_bot.entry_reply(faq.id), shipped_bot.handle(Incoming(faq.question))):
+            text = "\n".join((reply.title, markup.to_plain(reply.text), console.render(reply, color=False)))
+            shown += [(faq.id, m.group(1)) for m in pattern.finditer(text)]
+    for trend in shipped_kb.trends.values():
+        reply = shipped_bot.entry_reply(trend.id)
+        shown += [(trend.id, m.group(1)) for m in pattern.finditer(markup.to_plain(reply.text))]
+    assert shown == []

@@ -383,6 +383,41 @@ def test_settings_errors_name_the_variable_not_the_value(env, variable):
         assert value not in message
 
 
+OAUTH = {"SLACK_CLIENT_ID": "1234567890.9876543210", "SLACK_CLIENT_SECRET": "0a1b2c3d4e5f60718293a4b5c6d7e8f9",
+         "SLACK_STATE_SECRET": "f" * 64, "SLACK_SIGNING_SECRET": SIGNING_SECRET}
+
+
+def test_settings_for_several_workspaces_need_no_bot_token_and_hide_their_secrets():
+    st = slack_settings.Settings.from_env(OAUTH)
+    assert st.oauth and st.bot_token == "" and not st.socket_mode and st.client_id == OAUTH["SLACK_CLIENT_ID"]
+    assert OAUTH["SLACK_CLIENT_SECRET"] not in repr(st) and OAUTH["SLACK_STATE_SECRET"] not in repr(st)
+    assert {OAUTH["SLACK_CLIENT_SECRET"], OAUTH["SLACK_STATE_SECRET"], SIGNING_SECRET} <= set(st.secrets)
+    assert not slack_settings.Settings.from_env(GOOD).oauth  # one workspace, as before
+
+
+@pytest.mark.parametrize("env, variable", [
+    ({"SLACK_CLIENT_ID": "1234567890.9876543210", "SLACK_SIGNING_SECRET": SIGNING_SECRET},
+     "SLACK_CLIENT_SECRET and SLACK_STATE_SECRET are not set"),
+    ({k: v for k, v in OAUTH.items() if k != "SLACK_CLIENT_ID"}, "SLACK_CLIENT_ID is not set"),
+    ({k: v for k, v in OAUTH.items() if k != "SLACK_STATE_SECRET"}, "SLACK_STATE_SECRET is not set"),
+    (OAUTH | {"SLACK_BOT_TOKEN": BOT_TOKEN}, "SLACK_BOT_TOKEN is set with SLACK_CLIENT_ID"),
+    (OAUTH | {"SLACK_APP_TOKEN": "xapp-1-A1-2-abc"}, "SLACK_APP_TOKEN is set with SLACK_CLIENT_ID"),
+    ({k: v for k, v in OAUTH.items() if k != "SLACK_SIGNING_SECRET"}, "SLACK_SIGNING_SECRET is not set"),
+    (OAUTH | {"SLACK_CLIENT_ID": "trendbot-app"}, "SLACK_CLIENT_ID is malformed"),
+    (OAUTH | {"SLACK_CLIENT_SECRET": "not/a/secret"}, "SLACK_CLIENT_SECRET is malformed"),
+    (OAUTH | {"SLACK_STATE_SECRET": "short-and-guessable"}, "SLACK_STATE_SECRET is too weak"),
+    (OAUTH | {"SLACK_STATE_SECRET": "f" * 40 + " " + "f" * 40}, "SLACK_STATE_SECRET is too weak"),
+])
+def test_oauth_settings_errors_say_what_is_missing_or_wrong_never_the_value(env, variable):
+    with pytest.raises(slack_settings.SettingsError) as err:
+        slack_settings.Settings.from_env(env)
+    message = str(err.value)
+    assert message.startswith(variable) and "\n" not in message
+    for name, value in env.items():
+        if name != "SLACK_CLIENT_ID":  # the client id is not a secret (it is in every install link)
+            assert value not in message
+
+
 def test_secret_filter_redacts_messages_and_tracebacks():
     filt = SecretFilter([BOT_TOKEN, SIGNING_SECRET])
     record = logging.LogRecord("x", logging.ERROR, __file__, 1, "token=%s", (BOT_TOKEN,), None)
@@ -393,6 +428,16 @@ def test_secret_filter_redacts_messages_and_tracebacks():
     assert filt.filter(record)
     assert record.getMessage() == "token=[redacted]"
     assert SIGNING_SECRET not in record.exc_text and "[redacted]" in record.exc_text
+
+
+def test_secret_filter_redacts_any_slack_token_even_one_it_was_not_given():
+    record = logging.LogRecord("x", logging.DEBUG, __file__, 1, "body: %s", (
+        {"ok": True, "access_token": "xoxb-17653672481-19874698323-pdFZKVeTuE8sk7oOcBrzbqgy",
+         "refresh_token": "xoxe-1-My0xLTE3NjUzNjcyNDgxLTE", "user": "xoxp-1234-abc", "app": "xapp-1-A1-2-abc"},), None)
+    assert SecretFilter(()).filter(record)
+    message = record.getMessage()
+    assert "xox" not in message and "xapp" not in message and message.count("[redacted]") == 4
+    assert "'ok': True" in message  # the rest of the line stays
 
 
 # -- the app manifest -------------------------------------------------------------------------
@@ -407,3 +452,53 @@ def test_manifest_matches_what_the_app_listens_to():
     assert {"app_mentions:read", "chat:write", "commands", "im:history"} <= set(manifest["oauth_config"]["scopes"]["bot"])
     assert manifest["settings"]["socket_mode_enabled"] is True and manifest["settings"]["interactivity"]["is_enabled"]
     assert manifest["features"]["app_home"]["messages_tab_enabled"] and not manifest["features"]["app_home"]["messages_tab_read_only_enabled"]
+    assert set(manifest["oauth_config"]["scopes"]["bot"]) == set(slack_settings.BOT_SCOPES)
+
+
+def test_the_manifest_for_several_workspaces_matches_what_the_app_listens_to_and_the_other_manifest():
+    from urllib.parse import urlsplit
+
+    import yaml
+
+    from adapters import slack_installs
+
+    folder = Path(__file__).resolve().parents[1] / "slack"
+    single = yaml.safe_load((folder / "manifest.yaml").read_text(encoding="utf-8"))
+    manifest = yaml.safe_load((folder / "manifest-oauth.yaml").read_text(encoding="utf-8"))
+    settings = manifest["settings"]
+    (command,) = manifest["features"]["slash_commands"]
+    assert command["command"] == s.COMMAND and urlsplit(command["url"]).path == s.PATH
+    assert set(settings["event_subscriptions"]["bot_events"]) == {"app_mention", "message.im", "app_home_opened",
+                                                                  "app_uninstalled", "tokens_revoked"}
+    assert urlsplit(settings["event_subscriptions"]["request_url"]).path == s.PATH
+    assert urlsplit(settings["interactivity"]["request_url"]).path == s.PATH and settings["interactivity"]["is_enabled"]
+    (redirect,) = manifest["oauth_config"]["redirect_urls"]
+    assert urlsplit(redirect).scheme == "https" and urlsplit(redirect).path == slack_installs.REDIRECT_PATH
+    # what the install asks for is what the app is configured with: the scopes, bot only
+    assert manifest["oauth_config"]["scopes"] == {"bot": list(slack_settings.BOT_SCOPES)} == {"bot": single[
+        "oauth_config"]["scopes"]["bot"]}
+    assert settings["socket_mode_enabled"] is False and settings["org_deploy_enabled"] is False
+    assert settings["token_rotation_enabled"] is False  # a token that never expires: nothing to refresh
+    # otherwise it is the same app
+    del command["url"]
+    assert manifest["features"] == single["features"] and manifest["display_information"] == single["display_information"]
+
+
+# -- which workspace a payload is for --------------------------------------------------------------
+
+
+def test_the_workspace_of_a_payload_is_the_one_bolt_authorizes_it_for():
+    from slack_bolt.request.internals import extract_team_id
+
+    payloads = [fixture(name) for name in ("app_mention", "message_im", "app_home_opened", "slash_command",
+                                           "block_actions", "view_submission")]
+    shared = fixture("app_mention")  # a channel shared with another workspace: the installation's team answers
+    shared["team_id"], shared["event"]["team"] = "T0OTHER", "T0OTHER"
+    payloads.append(shared)
+    modal = fixture("view_submission")  # a modal opened from a shared channel
+    modal["team"]["id"], modal["view"]["app_installed_team_id"] = "T0OTHER", "T0HOME"
+    payloads.append(modal)
+    assert [slack_payloads.team_of(p) for p in payloads] == ["T0TEST"] * 7 + ["T0HOME"]
+    assert [slack_payloads.team_of(p) for p in payloads] == [extract_team_id(p) for p in payloads]
+    assert slack_payloads.team_of({"type": "event_callback"}) == ""
+    assert slack_payloads.team_of(slack_payloads.minimal(fixture("block_actions"))) == "T0TEST"  # a replay finds it too

@@ -43,8 +43,11 @@ def db(tmp_path) -> Path:
 
 
 @pytest.fixture
-def bot(tipbot):
-    return tipbot
+def bot(mini_kb, store_db):
+    """A bot with daily tips over a store of each kind (SQLite, PostgreSQL), its clock at NINE_UTC."""
+    bot = TrendBot(mini_kb)
+    bot.enable_tips(store_db.open(), clock=lambda: NINE_UTC)
+    return bot
 
 
 def run(tips: DailyTips, poster, now=NINE_UTC, platform="slack"):
@@ -69,6 +72,14 @@ def test_subscribe_with_defaults_then_show_and_unsubscribe(bot):
     assert command(bot, "unsubscribe").title == "Daily tips stopped"
     assert bot.tips.store.subscription("slack", "C1") is None
     assert command(bot, "subscription").title == "No daily tips here"
+
+
+def test_a_subscription_belongs_to_the_team_it_was_made_in(bot):
+    bot.handle(Incoming("subscribe 08:00 UTC", platform="slack", channel_id="C1", team="T1", is_command=True,
+                        can_manage=lambda: True))
+    assert bot.tips.store.subscription("slack", "C1").team == "T1"
+    assert command(bot, "subscribe 08:00 UTC").title == "Daily tips on"  # again where teams are not told apart
+    assert bot.tips.store.subscription("slack", "C1").team == ""
 
 
 def test_subscribe_time_zone_and_topics(bot):
@@ -126,9 +137,9 @@ def test_no_repeat_until_every_eligible_tip_posted_and_topics_filter(bot):
     assert [tip for ch, tip in poster.posts if ch == "K8S"] == ["tip-two"] * 4
 
 
-def test_two_schedulers_on_one_database_post_once(mini_kb, db):
+def test_two_schedulers_on_one_database_post_once(mini_kb, store_db):
     first, second = TrendBot(mini_kb), TrendBot(mini_kb)
-    a, b = first.enable_tips(Store(db)), second.enable_tips(Store(db))
+    a, b = first.enable_tips(store_db.open()), second.enable_tips(store_db.open())
     for ch in ("C1", "C2", "C3"):
         a.store.subscribe(Subscription("slack", ch))
     poster = RecordingPoster()
@@ -141,17 +152,17 @@ def test_two_schedulers_on_one_database_post_once(mini_kb, db):
 
 
 @pytest.mark.slow
-def test_two_processes_post_once_per_channel(tmp_path, db):
-    with Store(db) as st:
+def test_two_processes_post_once_per_channel(store_db):
+    with store_db.open() as st:
         for i in range(10):
             st.subscribe(Subscription("slack", f"C{i}"))
     code = f"""
 import asyncio, datetime as dt, json, sys
-from bot import knowledge
+from bot import config, knowledge
 from bot.core import TrendBot
-from bot.sqlite_store import SQLiteStore as Store
+from trendbot import wiring
 kb = knowledge.load({str(MINI)!r})
-tips = TrendBot(kb).enable_tips(Store({str(db)!r}))
+tips = TrendBot(kb).enable_tips(wiring.open_db(config.load({{"TRENDBOT_DB": {store_db.target!r}}})))
 posted = []
 class P:
     async def post(self, channel_id, reply):
@@ -271,15 +282,15 @@ def test_run_loop_survives_a_failing_pass(bot, monkeypatch, caplog):
     assert len(calls) == 2 and "daily tips pass failed" in caplog.text
 
 
-def test_a_post_cancelled_midway_gives_its_claim_back(tipbot):
-    tipbot.tips.store.subscribe(Subscription("slack", "C0STUCK"))
+def test_a_post_cancelled_midway_gives_its_claim_back(bot):
+    bot.tips.store.subscribe(Subscription("slack", "C0STUCK"))
 
     class Stuck:
         async def post(self, channel_id, reply):
             await asyncio.Event().wait()
 
     async def go():
-        task = asyncio.create_task(tipbot.tips.run_once({"slack": Stuck()}, NINE_UTC))
+        task = asyncio.create_task(bot.tips.run_once({"slack": Stuck()}, NINE_UTC))
         await asyncio.sleep(0.05)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -287,13 +298,13 @@ def test_a_post_cancelled_midway_gives_its_claim_back(tipbot):
 
     asyncio.run(go())
     day = NINE_UTC.date().isoformat()
-    assert not tipbot.tips.store.posted_on("slack", "C0STUCK", day)
-    assert tipbot.tips.store.claim_post("slack", "C0STUCK", day, now=NINE_UTC.timestamp(), stale_after=600)
+    assert not bot.tips.store.posted_on("slack", "C0STUCK", day)
+    assert bot.tips.store.claim_post("slack", "C0STUCK", day, now=NINE_UTC.timestamp(), stale_after=600)
 
 
-def test_a_pass_stops_between_channels_when_asked(tipbot):
+def test_a_pass_stops_between_channels_when_asked(bot):
     for channel in ("C1", "C2", "C3"):
-        tipbot.tips.store.subscribe(Subscription("slack", channel))
+        bot.tips.store.subscribe(Subscription("slack", channel))
     stop = asyncio.Event()
 
     class StopAfterOne(RecordingPoster):
@@ -302,18 +313,18 @@ def test_a_pass_stops_between_channels_when_asked(tipbot):
             stop.set()
 
     poster = StopAfterOne()
-    results = asyncio.run(tipbot.tips.run_once({"slack": poster}, NINE_UTC, stop=stop))
+    results = asyncio.run(bot.tips.run_once({"slack": poster}, NINE_UTC, stop=stop))
     assert len(poster.posts) == 1 and [r.outcome for r in results] == ["sent"]
 
 
 @pytest.mark.parametrize("hostile", ["[Reset](https://evil.example)", "**urgent**", "`rm`",
                                      "<https://evil.example|click>", "@everyone", "_under_", "~gone~"])
-def test_an_echoed_topic_is_plain_text_on_every_surface(bot, hostile):
+def test_an_echoed_topic_is_plain_text_on_every_surface(tipbot, hostile):
     import re
 
     from adapters import console, discord_embeds, slack_blocks
 
-    reply = command(bot, f"subscribe 09:00 UTC {hostile}")
+    reply = command(tipbot, f"subscribe 09:00 UTC {hostile}")
     assert reply.title == "Unknown topic"
     spans = [s for b in markup.parse(reply.text) for item in b.items for s in item]
     (echoed,) = [s for s in spans if hostile in s.text]

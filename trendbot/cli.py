@@ -93,8 +93,13 @@ def _version() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `trendbot` console script."""
+    from bot.store import StoreError
+
     try:
         return _main(argv)
+    except StoreError as exc:  # each command says this itself; here only what reaches no command
+        print(f"trendbot: {exc}", file=sys.stderr)
+        return 2
     except BrokenPipeError:
         # The reader went away (`trendbot ask ... | head`): stop quietly, as Unix tools do.
         # https://docs.python.org/3/library/signal.html#note-on-sigpipe

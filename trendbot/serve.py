@@ -28,7 +28,7 @@ from typing import Any
 
 from aiohttp import web
 
-from adapters.platform import Platform
+from adapters.platform import Platform, Standby
 from adapters.secrets import SettingsError
 from bot import events
 from bot.config import Config
@@ -284,16 +284,29 @@ class Service:
         """Each platform: connected now or not."""
         return {p.name: bool(await p.connected()) for p in self.platforms}
 
+    async def states(self) -> dict[str, str]:
+        """Each platform: "connected", "standby" (another replica holds its connection; this one
+        takes over when that one stops) or "down"."""
+        out = {}
+        for p in self.platforms:
+            if await p.connected():
+                out[p.name] = "connected"
+            else:
+                out[p.name] = "standby" if isinstance(p, Standby) and p.standing_by() else "down"
+        return out
+
     async def report(self) -> tuple[int, dict[str, Any]]:
-        """/healthz: 200 while the knowledge is loaded and a platform is connected, else 503."""
-        up = await self.connected()
+        """/healthz: 200 while the knowledge is loaded and a platform is connected or standing by, else 503."""
+        states = await self.states()
         loaded = self.reloader.loaded
         platforms = {}
-        for name, ok in up.items():
+        for name, state in states.items():
             h = self.health[name]
-            platforms[name] = {"connected": ok, "restarts": h.restarts, "last_error": h.last_error,
-                               "since": _iso(h.since)}
-        status = "ok" if up and all(up.values()) else "degraded" if any(up.values()) else "down"
+            platforms[name] = {"connected": state == "connected", "standby": state == "standby",
+                               "restarts": h.restarts, "last_error": h.last_error, "since": _iso(h.since)}
+        well = [state != "down" for state in states.values()]  # a standby is doing its job
+        status = ("down" if not any(well) else "degraded" if not all(well)
+                  else "ok" if "connected" in states.values() else "standby")
         body = {
             "status": status,
             "uptime_seconds": round(time.time() - self.started, 1),
@@ -309,7 +322,9 @@ class Service:
         return web.json_response(body, status=code, dumps=lambda d: json.dumps(d, ensure_ascii=False))
 
     async def _metrics(self, request: web.Request) -> web.Response:
-        text = self.metrics.render(await self.connected(), self.reloader.loaded.counts)
+        states = await self.states()
+        text = self.metrics.render({n: s == "connected" for n, s in states.items()}, self.reloader.loaded.counts,
+                                   standby={n: s == "standby" for n, s in states.items()})
         return web.Response(body=text, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
@@ -365,10 +380,15 @@ def check(config: Config, knowledge_dir: str | None, only: str | None = None
     found, problems = platforms_from(config, only)
     kb, more = wiring.knowledge(knowledge_dir, config["TRENDBOT_KNOWLEDGE_MAX_BYTES"])
     problems += more
-    try:  # the store too, so that a path it cannot use is reported with the rest
-        wiring.open_db(config).close()
-    except StoreError as exc:
-        problems.append(str(exc))
+    try:  # the store too, so that a path it cannot use, or a database it cannot reach, is reported with the rest
+        wiring.db_target(config)
+    except StoreError:
+        pass  # a URL of no store trendbot knows: the settings' own check lists it already
+    else:
+        try:
+            wiring.open_db(config).close()
+        except StoreError as exc:
+            problems.append(str(exc))
     return found, kb, problems
 
 

@@ -6,6 +6,7 @@ hand the results down.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -13,16 +14,18 @@ from typing import TYPE_CHECKING
 
 from bot import analysis
 from bot import knowledge as knowledge_base
-from bot.config import Config, read
+from bot.config import Config, as_store, read
 from bot.core import TrendBot
 from bot.index_cache import IndexCache
 from bot.learning import Learning
 from bot.sqlite_store import SQLiteStore
-from bot.store import Store
+from bot.store import Store, StoreError
 from trendbot import registry
 
 if TYPE_CHECKING:  # the inbox brings asyncio: only the runner needs it, not `trendbot ask`
     from adapters.inbox import Inbox
+
+log = logging.getLogger(__name__)
 
 DB = "TRENDBOT_DB"
 
@@ -44,7 +47,19 @@ def secrets(config: Config) -> tuple[str, ...]:
                 values.append(read_secret(config.environ, setting.name))
             except SettingsError:
                 pass  # an unreadable NAME_FILE holds no secret this process knows
+    values += db_passwords(config)
     return tuple(v for v in values if v)
+
+
+def db_passwords(config: Config) -> list[str]:
+    """The password in a TRENDBOT_DB URL, as written and decoded; too short a one would blank out
+    ordinary words of the logs, so only passwords of six characters or more."""
+    from urllib.parse import unquote
+
+    from bot.postgres_store import password
+
+    found = password(config.environ.get(DB, ""))
+    return [p for p in dict.fromkeys((found, unquote(found))) if len(p) >= 6]
 
 
 def redact_logs(secrets: tuple[str, ...]) -> None:
@@ -83,16 +98,47 @@ def cache_dir(config: Config) -> Path:
     return base / "trendbot"
 
 
+def db_target(config: Config) -> str:
+    """TRENDBOT_DB as given: '' (the default SQLite file), a file path, or a PostgreSQL URL.
+
+    Read from the text, not the parsed setting: a command that goes on despite problems in the
+    settings must not take the default file for a URL it cannot use."""
+    try:
+        return as_store(config.environ.get(DB, ""))
+    except ValueError as exc:
+        raise StoreError(f"{DB}: {exc}") from None
+
+
 def open_db(config: Config) -> Store:
-    """The store TRENDBOT_DB names (or the default one); StoreError names the setting."""
-    target = config[DB]
+    """The store TRENDBOT_DB names (or the default one): PostgreSQL for a postgresql:// URL,
+    SQLite otherwise. StoreError names the setting, and never a password."""
+    from bot.postgres_store import is_postgres
+
+    target = db_target(config)
+    if is_postgres(target):
+        from bot.postgres_store import PostgresStore, masked
+
+        return PostgresStore(target, where=f"{masked(target)} ({DB})")
     where = f"{target} ({DB})" if target else None
     return SQLiteStore(target or default_db(config.environ), where=where)
 
 
 def db_opener(config: Config) -> Callable[[], Store]:
-    """A function that opens the store on first use (so `trendbot ask` creates no file)."""
-    return lambda: open_db(config)
+    """A function that opens the store on first use (so `trendbot ask` creates no file). Once it
+    failed it fails again at once: a console chat does not wait for an unreachable server
+    on every question."""
+    failed: list[StoreError] = []
+
+    def opener() -> Store:
+        if failed:
+            raise failed[0]
+        try:
+            return open_db(config)
+        except StoreError as exc:
+            failed.append(exc)
+            raise
+
+    return opener
 
 
 def inbox(store: Store, platform: str, config: Config) -> Inbox:
@@ -119,7 +165,10 @@ def bot(kb: knowledge_base.Knowledge, config: Config, store: Store | Callable[[]
                         retention_days=config["TRENDBOT_QUESTION_RETENTION_DAYS"])
     learned: dict[str, tuple[str, ...]] = {}
     if not callable(store) or hasattr(store, "record_question") or db_exists(config):
-        learned = learning.phrasings()
+        try:
+            learned = learning.phrasings()
+        except StoreError as exc:  # said again where the store is needed: a command's error line, a warning
+            log.debug("no taught phrasings: %s", exc)
     folder = cache_dir(config)
     analysis.cache_folder = folder
     bot = TrendBot(kb, learned=learned, cache=IndexCache(folder))
@@ -135,5 +184,12 @@ def _shared(learning: Learning) -> Callable[[], Store]:
 
 
 def db_exists(config: Config) -> bool:
-    """Whether the SQLite store TRENDBOT_DB names (or the default one) is there already."""
-    return Path(config[DB] or default_db(config.environ)).exists()
+    """Whether the store may hold something already: a PostgreSQL database always may; a SQLite
+    store if the file TRENDBOT_DB names (or the default one) is there."""
+    from bot.postgres_store import is_postgres
+
+    try:
+        target = db_target(config)
+    except StoreError:
+        return False
+    return is_postgres(target) or Path(target or default_db(config.environ)).exists()
