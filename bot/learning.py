@@ -24,7 +24,10 @@ from bot.store import Store
 log = logging.getLogger(__name__)
 
 RETENTION_DAYS = 90
-GROUP_SIMILARITY = 75  # rapidfuzz token_set_ratio over the questions' content words: the same question
+GROUP_WORD_SIMILARITY = 80  # rapidfuzz ratio at which two content words are one word ("monorepo", "monorep")
+GROUP_OVERLAP = 0.5  # two questions are one when the words they share are at least half of all their words:
+# "monorepo?" and "how do monorepos work" are one; "ai coding tools for backend" and "tl;dr on backend tools"
+# share two words of six and are two; a paragraph that happens to hold a short question's words is its own
 RECORDED_KINDS = ("answer", "trend", "decline")
 
 
@@ -180,7 +183,7 @@ def _group(questions: list[str], words: Callable[[str], list[str]]) -> list[list
     for q in sorted(counts, key=lambda q: (-counts[q], q)):
         key = keys[q]
         for i, head in enumerate(heads):
-            if key == head or (key and head and fuzz.token_set_ratio(key, head) >= GROUP_SIMILARITY):
+            if key == head or _alike(key, head):
                 groups[i].extend([q] * counts[q])
                 break
         else:
@@ -188,3 +191,12 @@ def _group(questions: list[str], words: Callable[[str], list[str]]) -> list[list
             groups.append([q] * counts[q])
     groups.sort(key=lambda g: -len(g))
     return groups
+
+
+def _alike(key: str, head: str) -> bool:
+    """Two questions' sorted content words are one question: most of their words are (nearly) the same."""
+    if not key or not head:
+        return False
+    mine, theirs = key.split(), head.split()
+    shared = sum(1 for word in mine if any(fuzz.ratio(word, other) >= GROUP_WORD_SIMILARITY for other in theirs))
+    return shared >= GROUP_OVERLAP * (len(mine) + len(theirs) - shared)
