@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from bot import markup
 
 MAX_BULLETS = 3
-BODY_BUDGET = 400  # characters of answer text a short reply aims to stay within
+BODY_BUDGET = 370  # characters of answer text a short reply aims to stay within (the shortest at which no
+# right answer of the tuning questions is lost: `trendbot eval`)
 LEAD_MARGIN = 0.12  # how much more of the question a later unit must hold to lead instead
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9*\"'(])")
 

@@ -14,6 +14,7 @@ from bot.evaluation import evaluate, format_report, load_part
 
 # part: (in scope right at least, out of scope declined at least, confidently wrong at most)
 FLOORS = {"tuning": (0.60, 0.95, 0.08), "held-out": (0.53, 0.90, 0.11)}
+REPLY_MEDIAN, REPLY_P90 = 450, 700  # characters of an answered reply, sources line included: chat-sized
 
 
 @pytest.mark.parametrize("part", sorted(FLOORS))
@@ -50,6 +51,8 @@ def test_rates_stay_above_their_floors(shipped_bot, part):
     assert report.accuracy >= right, summary
     assert report.decline_rate >= declined, summary
     assert report.wrong_rate <= wrong, summary
+    median, p90 = report.lengths()
+    assert median <= REPLY_MEDIAN and p90 <= REPLY_P90, summary
 
 
 def test_every_trend_is_reachable_by_its_title(shipped_bot, shipped_kb):
