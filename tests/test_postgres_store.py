@@ -122,7 +122,7 @@ def test_a_server_that_never_answers_is_given_up_after_the_connect_timeout():
 
 def test_passwords_are_masked_wherever_they_sit():
     assert masked(f"postgresql://bot:{SECRET}@db:5432/t") == "postgresql://bot:***@db:5432/t"
-    assert masked(f"postgresql://bot:p@ss/w@db/t") == "postgresql://bot:***@db/t"  # unescaped @ and / in it
+    assert masked("postgresql://bot:p@ss/w@db/t") == "postgresql://bot:***@db/t"  # unescaped @ and / in it
     assert masked(f"postgresql://db/t?sslmode=require&password={SECRET}") == \
         "postgresql://db/t?sslmode=require&password=***"
     assert masked("postgresql://bot@db/t") == "postgresql://bot@db/t" and masked("/data/t.db") == "/data/t.db"
