@@ -1,5 +1,6 @@
 # trendbot in one container: `trendbot serve` runs Slack and/or Discord (whichever tokens it is given)
-# and the daily tips, answers GET /healthz and /metrics on 8080, and keeps its SQLite store in /data.
+# and the daily tips, answers GET /healthz, /livez, /readyz and /metrics on 8080, and keeps its SQLite
+# store in /data.
 #
 #   docker build -t trendbot .
 #   docker run -e SLACK_BOT_TOKEN -e SLACK_APP_TOKEN -v trendbot-data:/data -p 8080:8080 trendbot
@@ -50,7 +51,7 @@ ENV PATH=/opt/venv/bin:$PATH \
 
 VOLUME /data
 
-# 8080: GET /healthz and /metrics (TRENDBOT_HTTP_PORT). 3000: Slack's HTTP mode, POST /slack/events
+# 8080: GET /healthz, /livez, /readyz and /metrics (TRENDBOT_HTTP_PORT). 3000: Slack's HTTP mode, POST /slack/events
 # (TRENDBOT_SLACK_PORT). Slack's Socket Mode and Discord connect outwards and need no port.
 EXPOSE 8080 3000
 
@@ -59,7 +60,8 @@ USER 10001:10001
 # The slim image has no curl, so python's urllib fetches /healthz. A 503 (knowledge not loaded, or no
 # platform connected) or no answer at all raises, and python exits 1: unhealthy. Shell form, so that
 # ${TRENDBOT_HTTP_PORT:-8080} follows a port set with `docker run -e`. start-period covers loading the
-# knowledge and connecting to the platforms.
+# knowledge and connecting to the platforms. (Docker only reports an unhealthy container; under Kubernetes,
+# probe /livez for liveness, which stays 200 while a platform reconnects, and /readyz for readiness.)
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
     CMD python -c "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:${TRENDBOT_HTTP_PORT:-8080}/healthz', timeout=4).status != 200)"
 
