@@ -16,7 +16,7 @@ FROM python:3.11-slim AS build
 RUN python -m venv /opt/venv
 
 WORKDIR /src
-# .dockerignore lets in only what the wheel is built from (pyproject.toml, README.md, bot/, adapters/, trendbot/,
+# .dockerignore lets in only what the wheel is built from (pyproject.toml, README.md, LICENSE, bot/, adapters/, trendbot/,
 # knowledge/): no .git, no virtualenvs, no caches, no local databases or .env files.
 COPY . .
 

@@ -396,7 +396,7 @@ def test_the_readme_runs_what_the_image_runs(runtime):
 
 def test_dockerignore_sends_the_sources_and_nothing_else():
     rules = dockerignore()
-    for path in ("pyproject.toml", "README.md", "trendbot/cli.py", "adapters/slack_app.py", "knowledge/sources.yaml"):
+    for path in ("pyproject.toml", "README.md", "LICENSE", "trendbot/cli.py", "adapters/slack_app.py", "knowledge/sources.yaml"):
         assert not ignored(path, rules), f"{path} is needed to build the wheel"
     for path in (".git/config", ".venv/bin/python", "venv/bin/python", ".env", "bot/.env", "trendbot.db",
                  "trendbot/__pycache__/cli.cpython-311.pyc", "build/lib/trendbot/cli.py", "dist/trendbot-0.1.0.whl",
