@@ -8,8 +8,14 @@
 # tests/test_dockerfile.py checks this file against README.md, and runs its CMD and HEALTHCHECK
 # with its ENV from a wheel in a fresh virtualenv (no Docker needed).
 
+# The base image of both stages, pinned by digest: a rebuild gets the same Python and Debian until this
+# line changes (README.md, "Running it in Docker", says how to update it). Bookworm rather than trixie:
+# trixie moved legacy zone names such as US/Central out of its tzdata package (into tzdata-legacy);
+# the tzdata package from PyPI has them too, but the image need not rest on that alone.
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm@sha256:a36c24f9cbdf4fd0f52d67f0823eeac19c2028c637cecc392d97f980d4fec56b
+
 # ---- build: pip and the build backend (hatchling) stay in this stage; only the virtualenv moves on.
-FROM python:3.11-slim AS build
+FROM ${PYTHON_IMAGE} AS build
 
 # A virtualenv is one self-contained folder, so the runtime stage takes it whole with one COPY.
 # Its python points at the base image's interpreter, which is why both stages use the same base.
@@ -27,7 +33,7 @@ COPY . .
 RUN /opt/venv/bin/pip install --no-cache-dir .
 
 # ---- runtime: the same slim Python plus the virtualenv; no pip cache, no sources, no build tools.
-FROM python:3.11-slim
+FROM ${PYTHON_IMAGE}
 
 # A fixed, numeric, unprivileged user: files in the volume keep their owner across rebuilds, and
 # Kubernetes' runAsNonRoot can check a numeric USER. /data is created here, owned by that user and

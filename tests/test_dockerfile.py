@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SECTION = "## Running it in Docker"
 BASE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"  # the python image's PATH
 # pip options that change how pip runs, not what it installs
+DEBIAN_RELEASES = {"buster", "bullseye", "bookworm", "trixie", "forky"}
 QUIET_PIP_OPTIONS = {"--no-cache-dir", "--disable-pip-version-check", "-q", "--quiet", "--no-input"}
 
 
@@ -52,9 +53,10 @@ class Instruction:
 class Stage:
     """One FROM stage and its instructions, in order."""
 
-    base: str
+    base: str  # the image, with the ARGs declared before the first FROM expanded
     alias: str
     instructions: list[Instruction] = field(default_factory=list)
+    written: str = ""  # the image as the FROM line writes it (`${PYTHON_IMAGE}`)
 
     def all(self, name: str) -> list[Instruction]:
         return [i for i in self.instructions if i.name == name]
@@ -100,6 +102,7 @@ class Stage:
 def parse_dockerfile(text: str) -> list[Stage]:
     """The stages of a Dockerfile (default escape character; comment lines dropped, as Docker does)."""
     stages: list[Stage] = []
+    global_args: dict[str, str] = {}  # the ARGs before the first FROM, which only FROM lines see
     logical = ""
     for raw in text.splitlines():
         line = raw.strip()
@@ -116,11 +119,13 @@ def parse_dockerfile(text: str) -> list[Stage]:
             words = args.split()
             words = [w for w in words if not w.startswith("--platform=")]
             alias = words[2] if len(words) == 3 and words[1].lower() == "as" else ""
-            stages.append(Stage(words[0], alias))
+            stages.append(Stage(expand(words[0], global_args), alias, written=words[0]))
         elif stages:
             stages[-1].instructions.append(Instruction(name, args))
         else:
             assert name == "ARG", f"{name} before the first FROM"
+            key, _, default = args.partition("=")
+            global_args[key.strip()] = default.strip()
     assert not logical, "the Dockerfile ends inside a continued line"
     return stages
 
@@ -316,6 +321,20 @@ def test_two_stages_on_the_same_slim_python(stages):
         assert tuple(map(int, m.groups())) >= minimum, f"FROM {stage.base}: pyproject requires Python {requires}"
     # the virtualenv copied from the build stage points at the base image's interpreter
     assert stages[0].base == stages[-1].base
+
+
+def test_both_stages_use_one_base_image_pinned_by_digest(stages):
+    written = {stage.written for stage in stages}
+    assert len(written) == 1 and re.fullmatch(r"\$\{?[A-Za-z_]\w*\}?", written.pop()), \
+        "every FROM names the base image through one ARG, so the stages cannot drift apart"
+    (base,) = {stage.base for stage in stages}
+    m = re.fullmatch(r"python:[\d.]+-slim-(\w+)@sha256:([0-9a-f]{64})", base)
+    assert m, f"FROM {base}: want python:X.Y-slim-RELEASE@sha256:<64 hex digits>"
+    assert m.group(1) in DEBIAN_RELEASES, f"{m.group(1)} is not a Debian release name"
+    # README.md says which image the digest is and how to update it
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert m.group(2) in readme and base.split("@")[0] in readme
+    assert f"docker buildx imagetools inspect {base.split('@')[0]}" in readme
 
 
 def test_the_runtime_stage_runs_as_a_fixed_unprivileged_user(runtime):
