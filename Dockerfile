@@ -22,15 +22,18 @@ FROM ${PYTHON_IMAGE} AS build
 RUN python -m venv /opt/venv
 
 WORKDIR /src
-# .dockerignore lets in only what the wheel is built from (pyproject.toml, README.md, LICENSE, bot/, adapters/, trendbot/,
-# knowledge/): no .git, no virtualenvs, no caches, no local databases or .env files.
+# .dockerignore lets in only what the wheel is built from (pyproject.toml, README.md, LICENSE, bot/,
+# adapters/, trendbot/, knowledge/) and constraints.txt: no .git, no virtualenvs, no caches, no local
+# databases or .env files.
 COPY . .
 
-# The README's install step, `pip install .`. It builds the wheel, and the wheel carries the knowledge
-# base as bot/_knowledge (pyproject force-includes knowledge/), so the image needs no other copy of it.
-# Every dependency ships binary wheels for CPython 3.11 on x86-64 and arm64 Linux: no compiler needed.
+# The README's install step, `pip install -c constraints.txt .`. It builds the wheel, and the wheel carries
+# the knowledge base as bot/_knowledge (pyproject force-includes knowledge/), so the image needs no other
+# copy of it. constraints.txt pins every runtime dependency, and theirs, to an exact version: a rebuild
+# installs what was tested, not whatever is newest that day. Every dependency ships binary wheels for
+# CPython 3.11 on x86-64 and arm64 Linux: no compiler needed.
 # --no-cache-dir: a pip cache would only make this layer bigger.
-RUN /opt/venv/bin/pip install --no-cache-dir .
+RUN /opt/venv/bin/pip install --no-cache-dir -c constraints.txt .
 
 # ---- runtime: the same slim Python plus the virtualenv; no pip cache, no sources, no build tools.
 FROM ${PYTHON_IMAGE}
