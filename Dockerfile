@@ -60,8 +60,8 @@ ENV PATH=/opt/venv/bin:$PATH \
 
 VOLUME /data
 
-# 8080: GET /healthz, /livez, /readyz and /metrics (TRENDBOT_HTTP_PORT). 3000: Slack's HTTP mode, POST /slack/events
-# (TRENDBOT_SLACK_PORT). Slack's Socket Mode and Discord connect outwards and need no port.
+# 8080: GET /healthz, /livez, /readyz and /metrics (TRENDBOT_HTTP_PORT). 3000: Slack's HTTP mode,
+# POST /slack/events (TRENDBOT_SLACK_PORT). Slack's Socket Mode and Discord connect outwards and need no port.
 EXPOSE 8080 3000
 
 USER 10001:10001
