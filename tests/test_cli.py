@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -152,3 +153,13 @@ def test_a_closed_pipe_ends_quietly():
     proc.stdout.close()  # the reader is gone before the answer is written
     _, err = proc.communicate(b"k8s\n" * 200, timeout=60)
     assert proc.returncode == 0 and b"Traceback" not in err
+
+
+def test_version_from_the_command_and_the_module():
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["version"]
+    script = Path(sys.executable).with_name("trendbot")  # the console script installed beside this python
+    assert script.exists(), f"{script}: trendbot is not installed in this environment"
+    for cmd in ([str(script), "--version"], [sys.executable, "-m", "trendbot", "--version"]):
+        out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=60)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout == f"trendbot {version}\n", cmd

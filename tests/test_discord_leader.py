@@ -288,12 +288,16 @@ async def test_health_and_metrics_say_standby_and_a_standby_is_healthy(tipbot):
         assert status == 200 and health["status"] == "standby"
         assert health["platforms"]["discord"] | {"since": None} == {"connected": False, "standby": True,
                                                                     "restarts": 0, "last_error": None, "since": None}
+        status, _, body = await get(service.port, "/readyz")
+        assert status == 200 and json.loads(body) == {"ready": True, "status": "standby"}
         _, _, text = await get(service.port, "/metrics")
         assert metric(text, "trendbot_platform_standby", platform="discord") == 1
         assert metric(text, "trendbot_platform_connected", platform="discord") == 0
         discord_platform.standby = False  # no longer standing by, and not connected: down
         status, _, body = await get(service.port, "/healthz")
         assert status == 503 and json.loads(body)["status"] == "down"
+        assert (await get(service.port, "/readyz"))[0] == 503
+        assert (await get(service.port, "/livez"))[0] == 200
 
 
 async def test_a_connected_platform_and_a_standby_are_ok(tipbot):

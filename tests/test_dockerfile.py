@@ -6,6 +6,7 @@ a fresh virtualenv, with the Dockerfile's ENV (its paths moved under tmp_path), 
 """
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import posixpath
@@ -25,6 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import Version
 
 from tests.slack_fake import BOT_TOKEN, SIGNING_SECRET, FakeSlack, post
 
@@ -34,6 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SECTION = "## Running it in Docker"
 BASE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"  # the python image's PATH
 # pip options that change how pip runs, not what it installs
+DEBIAN_RELEASES = {"buster", "bullseye", "bookworm", "trixie", "forky"}
 QUIET_PIP_OPTIONS = {"--no-cache-dir", "--disable-pip-version-check", "-q", "--quiet", "--no-input"}
 
 
@@ -52,9 +57,10 @@ class Instruction:
 class Stage:
     """One FROM stage and its instructions, in order."""
 
-    base: str
+    base: str  # the image, with the ARGs declared before the first FROM expanded
     alias: str
     instructions: list[Instruction] = field(default_factory=list)
+    written: str = ""  # the image as the FROM line writes it (`${PYTHON_IMAGE}`)
 
     def all(self, name: str) -> list[Instruction]:
         return [i for i in self.instructions if i.name == name]
@@ -100,6 +106,7 @@ class Stage:
 def parse_dockerfile(text: str) -> list[Stage]:
     """The stages of a Dockerfile (default escape character; comment lines dropped, as Docker does)."""
     stages: list[Stage] = []
+    global_args: dict[str, str] = {}  # the ARGs before the first FROM, which only FROM lines see
     logical = ""
     for raw in text.splitlines():
         line = raw.strip()
@@ -116,11 +123,13 @@ def parse_dockerfile(text: str) -> list[Stage]:
             words = args.split()
             words = [w for w in words if not w.startswith("--platform=")]
             alias = words[2] if len(words) == 3 and words[1].lower() == "as" else ""
-            stages.append(Stage(words[0], alias))
+            stages.append(Stage(expand(words[0], global_args), alias, written=words[0]))
         elif stages:
             stages[-1].instructions.append(Instruction(name, args))
         else:
             assert name == "ARG", f"{name} before the first FROM"
+            key, _, default = args.partition("=")
+            global_args[key.strip()] = default.strip()
     assert not logical, "the Dockerfile ends inside a continued line"
     return stages
 
@@ -211,6 +220,36 @@ def pip_install_args(argv: list[str]) -> list[str] | None:
 def what_is_installed(args: list[str]) -> list[str]:
     """A pip install's arguments without the options that only change how pip runs."""
     return [a for a in args if a not in QUIET_PIP_OPTIONS]
+
+
+def constraint_files(args: list[str]) -> list[str]:
+    """The files a pip install's `-c FILE`, `--constraint FILE` or `--constraint=FILE` name."""
+    files = [a.partition("=")[2] for a in args if a.startswith("--constraint=")]
+    files += [b for a, b in zip(args, args[1:]) if a in ("-c", "--constraint")]
+    return files
+
+
+def image_install(stages: list[Stage]) -> tuple[Stage, Instruction, list[str]]:
+    """The Dockerfile's one pip install: its stage, its RUN and its argv."""
+    installs = [(stage, inst, argv) for stage in stages for inst in stage.all("RUN")
+                for argv in simple_commands(inst.args) if pip_install_args(argv) is not None]
+    assert len(installs) == 1, f"one pip install in the Dockerfile, found {len(installs)}"
+    return installs[0]
+
+
+def pins() -> dict[str, Version]:
+    """constraints.txt: each package's canonical name and its pinned version."""
+    pinned: dict[str, Version] = {}
+    for line in (ROOT / "constraints.txt").read_text(encoding="utf-8").splitlines():
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        m = re.fullmatch(r"([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;=<>!~]+)", line)
+        assert m, f"constraints.txt: {line!r} is not NAME==VERSION"
+        name = canonicalize_name(m.group(1))
+        assert name not in pinned, f"constraints.txt pins {name} twice"
+        pinned[name] = Version(m.group(2))
+    return pinned
 
 
 def readme_docker_commands() -> list[list[str]]:
@@ -318,6 +357,20 @@ def test_two_stages_on_the_same_slim_python(stages):
     assert stages[0].base == stages[-1].base
 
 
+def test_both_stages_use_one_base_image_pinned_by_digest(stages):
+    written = {stage.written for stage in stages}
+    assert len(written) == 1 and re.fullmatch(r"\$\{?[A-Za-z_]\w*\}?", written.pop()), \
+        "every FROM names the base image through one ARG, so the stages cannot drift apart"
+    (base,) = {stage.base for stage in stages}
+    m = re.fullmatch(r"python:[\d.]+-slim-(\w+)@sha256:([0-9a-f]{64})", base)
+    assert m, f"FROM {base}: want python:X.Y-slim-RELEASE@sha256:<64 hex digits>"
+    assert m.group(1) in DEBIAN_RELEASES, f"{m.group(1)} is not a Debian release name"
+    # README.md says which image the digest is and how to update it
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert m.group(2) in readme and base.split("@")[0] in readme
+    assert f"docker buildx imagetools inspect {base.split('@')[0]}" in readme
+
+
 def test_the_runtime_stage_runs_as_a_fixed_unprivileged_user(runtime):
     user = runtime.last("USER")
     assert user is not None, "the runtime stage would run as root"
@@ -358,10 +411,7 @@ def test_ports_healthcheck_and_command(runtime):
 
 
 def test_the_image_installs_the_project_as_the_readme_does(stages, runtime):
-    installs = [(stage, inst, argv) for stage in stages for inst in stage.all("RUN")
-                for argv in simple_commands(inst.args) if pip_install_args(argv) is not None]
-    assert len(installs) == 1, f"one pip install in the Dockerfile, found {len(installs)}"
-    stage, run, argv = installs[0]
+    stage, run, argv = image_install(stages)
     readme = [pip_install_args(a) for a in readme_docker_commands() if pip_install_args(a) is not None]
     assert readme, f"README.md's {SECTION!r} shows no pip install"
     assert {tuple(what_is_installed(a)) for a in readme} == {tuple(what_is_installed(pip_install_args(argv)))}
@@ -387,6 +437,28 @@ def test_the_image_installs_the_project_as_the_readme_does(stages, runtime):
     assert path.split(":")[0] == f"{venv}/bin"
 
 
+def test_the_image_installs_with_the_constraints_file(stages):
+    stage, run, argv = image_install(stages)
+    files = constraint_files(pip_install_args(argv))
+    assert files == ["constraints.txt"], f"the Dockerfile's pip install uses constraints {files}, not constraints.txt"
+    assert not ignored("constraints.txt", dockerignore()), ".dockerignore keeps constraints.txt out of the build"
+    lines = (ROOT / "constraints.txt").read_text(encoding="utf-8").splitlines()
+    header = "\n".join(itertools.takewhile(lambda line: line.startswith("#"), lines))
+    assert "pip freeze --exclude trendbot" in header, "constraints.txt's header says how to regenerate it"
+
+
+def test_constraints_pin_every_dependency_within_its_range():
+    pinned = pins()
+    dependencies = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["dependencies"]
+    assert dependencies
+    for text in dependencies:
+        req = Requirement(text)
+        name = canonicalize_name(req.name)
+        assert name in pinned, f"{req.name} (pyproject.toml) is not pinned in constraints.txt"
+        assert req.specifier.contains(pinned[name], prereleases=True), \
+            f"constraints.txt pins {req.name}=={pinned[name]}, outside pyproject.toml's {req.specifier}"
+
+
 def test_the_readme_runs_what_the_image_runs(runtime):
     cmd = exec_or_shell(runtime.last("CMD").args)
     runs = {(posixpath.basename(argv[0]), *argv[1:]) for argv in readme_docker_commands()
@@ -396,7 +468,7 @@ def test_the_readme_runs_what_the_image_runs(runtime):
 
 def test_dockerignore_sends_the_sources_and_nothing_else():
     rules = dockerignore()
-    for path in ("pyproject.toml", "README.md", "trendbot/cli.py", "adapters/slack_app.py", "knowledge/sources.yaml"):
+    for path in ("pyproject.toml", "README.md", "LICENSE", "constraints.txt", "trendbot/cli.py", "adapters/slack_app.py", "knowledge/sources.yaml"):
         assert not ignored(path, rules), f"{path} is needed to build the wheel"
     for path in (".git/config", ".venv/bin/python", "venv/bin/python", ".env", "bot/.env", "trendbot.db",
                  "trendbot/__pycache__/cli.cpython-311.pyc", "build/lib/trendbot/cli.py", "dist/trendbot-0.1.0.whl",
@@ -425,8 +497,9 @@ def _get(url: str) -> tuple[int, dict | None]:
 
 
 @pytest.fixture(scope="module")
-def installed(tmp_path_factory) -> Path:
-    """A fresh virtualenv with trendbot installed from a wheel built out of the Docker build context."""
+def installed(tmp_path_factory, stages) -> Path:
+    """A fresh virtualenv with trendbot installed from a wheel built out of the Docker build context,
+    with the Dockerfile's pip install arguments (its constraints file among them)."""
     tmp = tmp_path_factory.mktemp("image")
     context = tmp / "context"
     sent = build_context(ROOT, dockerignore())
@@ -448,12 +521,30 @@ def installed(tmp_path_factory) -> Path:
     missing = expected - set(zipfile.ZipFile(wheel).namelist())
     assert not missing, f"the wheel built from the Docker context lacks {sorted(missing)}: see .dockerignore"
 
+    # the Dockerfile's install, run in the build stage's WORKDIR (the context): `.` is the wheel built
+    # from it, and a constraints file is the context's copy
+    stage, run, argv = image_install(stages)
+    args = what_is_installed(pip_install_args(argv))
+    constraints = set(constraint_files(args))
+    args = [str(wheel) if a == "." else str(context / a) if a in constraints else a for a in args]
     venv = tmp / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True, timeout=120)
-    out = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", str(wheel)],
+    out = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", *args],
                          check=False, capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stderr
     return venv
+
+
+def test_the_constraints_are_what_the_image_installs(installed):
+    out = subprocess.run([str(installed / "bin" / "python"), "-m", "pip", "freeze", "--exclude", "trendbot"],
+                         check=True, capture_output=True, text=True, timeout=120)
+    got = {canonicalize_name(n): Version(v) for n, v in (line.split("==") for line in out.stdout.split())}
+    pinned = pins()
+    unpinned = sorted(f"{n}=={v}" for n, v in got.items() if pinned.get(n) != v)
+    assert not unpinned, f"installed but not pinned (regenerate constraints.txt, see its header): {unpinned}"
+    if sys.version_info[:2] == (3, 11) and sys.platform == "linux":  # where constraints.txt was resolved
+        stale = sorted(f"{n}=={v}" for n, v in pinned.items() if n not in got)
+        assert not stale, f"pinned in constraints.txt but no longer installed: {stale}"
 
 
 def test_the_image_command_serves_and_stops_from_the_installed_wheel(installed, runtime, tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tomllib
 import zipfile
 from pathlib import Path
 
@@ -44,3 +45,16 @@ def test_installed_code_answers_from_another_directory(wheel, tmp_path):
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines()[0] == str(site / "bot" / "_knowledge")
     assert "Kubernetes" in out.stdout and "Source" in out.stdout
+
+
+def test_wheel_carries_the_mit_license_pyproject_names(wheel):
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    assert project["license"] == "MIT"  # an SPDX expression (PEP 639)
+    text = (ROOT / "LICENSE").read_text(encoding="utf-8")
+    assert text.startswith("MIT License\n") and "Copyright (c) 2026 The trendbot authors" in text
+    with zipfile.ZipFile(wheel) as whl:
+        names = whl.namelist()
+        (license_file,) = [n for n in names if n.endswith(".dist-info/licenses/LICENSE")]
+        assert whl.read(license_file).decode() == text
+        metadata = whl.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
+    assert "License-Expression: MIT" in metadata.splitlines()

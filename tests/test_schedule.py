@@ -2,12 +2,20 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
 
+import pytest
 
 from bot.schedule import (UTC, Subscription, choose_tip, due, next_post, parse_time, parse_zone,
                           scheduled_at)
 
 NY = "America/New_York"
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def at(text: str) -> dt.datetime:
@@ -98,3 +106,20 @@ def test_choose_tip_order_differs_between_channels_and_ignores_retired_tips():
     assert len(firsts) > 3
     assert choose_tip(pool, ["gone-tip"], "slack:C1") == choose_tip(pool, [], "slack:C1")
     assert choose_tip([], [], "x") is None
+
+
+@pytest.mark.slow  # starts a process
+def test_zones_resolve_without_the_systems_zone_database(tmp_path):
+    """With no zone folder on TZPATH (a slim image, Windows) zoneinfo falls back to the tzdata package."""
+    dependencies = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["dependencies"]
+    assert any(re.match(r"tzdata\b", d) for d in dependencies), "tzdata is not a runtime dependency"
+    empty = tmp_path / "no-zones"
+    empty.mkdir()
+    code = ("import zoneinfo; from bot.schedule import parse_zone; "
+            f"assert zoneinfo.TZPATH == ({str(empty)!r},), zoneinfo.TZPATH; "
+            "zoneinfo.ZoneInfo('US/Central'); "
+            "print(parse_zone('US/Central'), parse_zone('Europe/Berlin'), parse_zone('Mars/Olympus'))")
+    env = {**os.environ, "PYTHONTZPATH": str(empty)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["US/Central", "Europe/Berlin", "None"]

@@ -204,6 +204,28 @@ async def test_health_and_metrics_over_http(tipbot):
         assert status == 503 and json.loads(body)["status"] == "down"
 
 
+async def test_livez_stays_up_through_an_outage_and_readyz_follows_healthz(tipbot):
+    slack, discord = StubPlatform("slack", refuse=10**6), StubPlatform("discord", refuse=10**6)
+    service = service_for(tipbot, [slack, discord])
+    async with started(service):
+        await until(lambda: service.health["slack"].restarts and service.health["discord"].restarts)
+        # every platform down and being restarted: alive (a liveness probe must not restart the pod),
+        # not ready (a load balancer sends it nothing), and /healthz unchanged
+        status, kind, body = await get(service.port, "/livez")
+        assert status == 200 and kind.startswith("application/json") and json.loads(body)["status"] == "alive"
+        status, _, body = await get(service.port, "/readyz")
+        assert status == 503 and json.loads(body) == {"ready": False, "status": "down"}
+        status, _, body = await get(service.port, "/healthz")
+        assert status == 503 and json.loads(body)["status"] == "down"
+
+        slack.refuse = 0  # Slack comes back: ready, while Discord is still down
+        await until(lambda: slack.up)
+        status, _, body = await get(service.port, "/readyz")
+        assert status == 200 and json.loads(body) == {"ready": True, "status": "degraded"}
+        assert (await get(service.port, "/livez"))[0] == 200
+        assert (await get(service.port, "/healthz"))[0] == 200
+
+
 async def test_sighup_reloads_and_a_broken_edit_keeps_answering(tipbot, tmp_path):
     folder = knowledge_copy(tmp_path)
     service = service_for(tipbot, [StubPlatform("slack")], knowledge=folder)

@@ -1,6 +1,6 @@
-"""The one runner: every configured platform, the daily tips, /healthz and /metrics, in one asyncio
-process. `trendbot serve` runs it with every platform whose token is set; `trendbot slack` and
-`trendbot discord` run it limited to one.
+"""The one runner: every configured platform, the daily tips, /healthz (with /livez and /readyz for
+probes) and /metrics, in one asyncio process. `trendbot serve` runs it with every platform whose
+token is set; `trendbot slack` and `trendbot discord` run it limited to one.
 
 - Each platform (Slack, Discord) runs under a supervisor: when it fails, the failure is logged
   and it is restarted with exponential backoff, while the other platforms carry on.
@@ -269,6 +269,8 @@ class Service:
     async def _start_http(self) -> None:
         app = web.Application()
         app.router.add_get("/healthz", self._healthz)
+        app.router.add_get("/livez", self._livez)
+        app.router.add_get("/readyz", self._readyz)
         app.router.add_get("/metrics", self._metrics)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
@@ -278,7 +280,8 @@ class Service:
             raise SettingsError(f"cannot listen on {self.http_host}:{self.http_port} (TRENDBOT_HTTP_HOST/"
                                 f"TRENDBOT_HTTP_PORT): {exc.strerror or exc}") from None
         self.port = self._runner.addresses[0][1]
-        log.info("health and metrics on http://%s:%d/healthz and /metrics", self.http_host, self.port)
+        log.info("health and metrics on http://%s:%d/healthz (/livez, /readyz) and /metrics", self.http_host,
+                 self.port)
 
     async def connected(self) -> dict[str, bool]:
         """Each platform: connected now or not."""
@@ -320,6 +323,19 @@ class Service:
     async def _healthz(self, request: web.Request) -> web.Response:
         code, body = await self.report()
         return web.json_response(body, status=code, dumps=lambda d: json.dumps(d, ensure_ascii=False))
+
+    async def _livez(self, request: web.Request) -> web.Response:
+        """/livez: 200 whenever the event loop answers, also while every platform is down or reconnecting.
+
+        A liveness probe restarts what fails it; a platform outage is not cured by a restart (the
+        supervisor already reconnects with backoff), so only a process that no longer answers fails.
+        """
+        return web.json_response({"status": "alive", "uptime_seconds": round(time.time() - self.started, 1)})
+
+    async def _readyz(self, request: web.Request) -> web.Response:
+        """/readyz: /healthz's rule (knowledge loaded, a platform connected or standing by) without its details."""
+        code, body = await self.report()
+        return web.json_response({"ready": code == 200, "status": body["status"]}, status=code)
 
     async def _metrics(self, request: web.Request) -> web.Response:
         states = await self.states()
