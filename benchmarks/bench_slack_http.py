@@ -5,6 +5,10 @@ Prints figures (medians of several runs); it passes or fails nothing. From the r
     python benchmarks/bench_slack_http.py                     # 3 runs of 2,000 mentions at concurrency 50
     python benchmarks/bench_slack_http.py --events 5000 --runs 5
     python benchmarks/bench_slack_http.py --concurrency 10
+    python benchmarks/bench_slack_http.py --baseline /tmp/before   # paired with another checkout
+
+With --baseline, each run also serves from that checkout (e.g. `git worktree add /tmp/before
+HEAD~3`), the two taking turns, so a change is measured against what it replaced in the same run.
 
 Each run starts the Slack fake (tests/slack_fake.py: Slack's Web API on 127.0.0.1, in this
 process), then `trendbot serve` in HTTP mode as a subprocess on a fresh SQLite store and the
@@ -67,13 +71,13 @@ def mention(run: int, i: int) -> bytes:
 class Serve:
     """`trendbot serve` in Slack HTTP mode as a subprocess; stderr read in a thread."""
 
-    def __init__(self, fake: FakeSlack, db: Path, cache: Path):
+    def __init__(self, fake: FakeSlack, db: Path, cache: Path, root: Path = ROOT):
         env = {k: v for k, v in os.environ.items() if not k.startswith(("TRENDBOT_", "SLACK_", "DISCORD_"))}
-        env |= {"PYTHONPATH": str(ROOT), "SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        env |= {"PYTHONPATH": str(root), "SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET,
                 "SLACK_API_URL": fake.api_url, "TRENDBOT_DB": str(db), "TRENDBOT_CACHE_DIR": str(cache),
                 "TRENDBOT_HTTP_HOST": "127.0.0.1", "TRENDBOT_HTTP_PORT": "0", "TRENDBOT_SLACK_HOST": "127.0.0.1",
                 "TRENDBOT_SLACK_PORT": "0", "TRENDBOT_RELOAD_INTERVAL": "0"}
-        self.proc = subprocess.Popen([sys.executable, "-m", "trendbot", "serve"], env=env, cwd=ROOT,
+        self.proc = subprocess.Popen([sys.executable, "-m", "trendbot", "serve"], env=env, cwd=root,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         self.lines: list[str] = []
         self.port: int | None = None
@@ -150,10 +154,10 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def one_run(run: int, events: int, concurrency: int, cache: Path) -> dict[str, float]:
-    """One serve process: warm up, then `events` mentions; its figures."""
+def one_run(run: int, events: int, concurrency: int, cache: Path, root: Path = ROOT) -> dict[str, float]:
+    """One serve process (of the checkout at `root`): warm up, then `events` mentions; its figures."""
     with tempfile.TemporaryDirectory() as tmp, FakeSlack() as fake:
-        serve = Serve(fake, Path(tmp) / "bench.db", cache)
+        serve = Serve(fake, Path(tmp) / "bench.db", cache, root)
         try:
             warm = [mention(run, events + i) for i in range(WARM_UP)]
             asyncio.run(send_all(serve.port, warm, 10))
@@ -203,17 +207,23 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=2000, help="mentions per run (default 2000)")
     parser.add_argument("--concurrency", type=int, default=50, help="requests in flight at once (default 50)")
     parser.add_argument("--runs", type=int, default=3, help="runs; the figures are their medians (default 3)")
+    parser.add_argument("--baseline", type=Path, metavar="DIR",
+                        help="another checkout of trendbot (an earlier commit): each run serves from it too, "
+                             "alternating with this one, and its medians are printed beside")
     args = parser.parse_args()
+    roots = {"this": ROOT} | ({"baseline": args.baseline.resolve()} if args.baseline else {})
+    rows: dict[str, list[dict[str, float]]] = {name: [] for name in roots}
     with tempfile.TemporaryDirectory() as cache:
-        rows = []
         for run in range(args.runs):
-            figures = one_run(run, args.events, args.concurrency, Path(cache))
-            figures["core/s"] = core_rate()
-            rows.append(figures)
-            print(f"run {run + 1}: " + "  ".join(f"{k} {v:,.0f}" for k, v in figures.items()), flush=True)
+            for name, root in (roots.items() if run % 2 == 0 else reversed(roots.items())):
+                figures = one_run(run, args.events, args.concurrency, Path(cache), root)
+                figures["core/s"] = core_rate()
+                rows[name].append(figures)
+                print(f"run {run + 1} {name:>8}: " + "  ".join(f"{k} {v:,.0f}" for k, v in figures.items()), flush=True)
     print(f"\n{args.events} app_mention events at concurrency {args.concurrency}, medians of {args.runs} runs:")
-    for key in rows[0]:
-        print(f"  {key:>11}  {statistics.median(r[key] for r in rows):>9,.1f}")
+    print(f"  {'':>11}  " + "  ".join(f"{name:>9}" for name in roots))
+    for key in rows["this"][0]:
+        print(f"  {key:>11}  " + "  ".join(f"{statistics.median(r[key] for r in rows[name]):>9,.1f}" for name in roots))
 
 
 if __name__ == "__main__":
