@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 LEASE = 30.0  # seconds a process may work on a question before another may take it over
 USEFUL_FOR = 600.0  # a question left unanswered by a crash is answered only this long after it arrived
 REPLAY_EVERY = 5.0  # seconds between looks for questions to take over
+GROUP = 64  # store calls run in one transaction at most (one commit for a burst of questions)
 
 Answer = Callable[[str, dict[str, Any]], Awaitable[None]]  # answer(key, payload); marks done or releases
 
@@ -61,13 +62,32 @@ class Inbox:
         return await done
 
     def _serve(self) -> None:
+        """Run the calls queued, as many as are waiting (up to GROUP) in one store transaction where
+        the store has them (a group commit: one commit for a burst of new questions, not one each).
+        Each caller hears back only once the transaction holding its call has committed."""
+        transaction = getattr(self.store, "transaction", None)
         while True:
-            _, _, method, args, loop, done = self._work.get()
-            try:
-                result, error = method(*args), None
-            except Exception as exc:  # handed to the caller
-                result, error = None, exc
-            loop.call_soon_threadsafe(_settle, done, result, error)
+            group = [self._work.get()]
+            while len(group) < GROUP:
+                try:
+                    group.append(self._work.get_nowait())
+                except queue.Empty:
+                    break
+            group.sort(key=lambda item: item[:2])
+            outcomes = None
+            if transaction is not None and len(group) > 1:
+                try:
+                    with transaction():
+                        outcomes = [(method(*args), None) for _, _, method, args, _, _ in group]
+                except Exception:  # rolled back: each call again on its own, so each caller gets its own answer
+                    outcomes = None
+            if outcomes is None:
+                outcomes = [_outcome(method, args) for _, _, method, args, _, _ in group]
+            loops: dict[asyncio.AbstractEventLoop, list] = {}
+            for (_, _, _, _, loop, done), (result, error) in zip(group, outcomes):
+                loops.setdefault(loop, []).append((done, result, error))
+            for loop, settled in loops.items():
+                loop.call_soon_threadsafe(_settle_all, settled)
 
     async def record(self, key: str, payload: dict[str, Any], team: str = "") -> bool:
         """Record before the ack (as a question of `team`, where one app serves several); True when
@@ -116,10 +136,18 @@ class Inbox:
                 pass
 
 
-def _settle(done: asyncio.Future, result: Any, error: BaseException | None) -> None:
-    if done.cancelled():
-        return
-    if error is not None:
-        done.set_exception(error)
-    else:
-        done.set_result(result)
+def _outcome(method: Callable[..., Any], args: tuple) -> tuple[Any, BaseException | None]:
+    try:
+        return method(*args), None
+    except Exception as exc:  # handed to the caller
+        return None, exc
+
+
+def _settle_all(settled: list[tuple[asyncio.Future, Any, BaseException | None]]) -> None:
+    for done, result, error in settled:
+        if done.cancelled():
+            continue
+        if error is not None:
+            done.set_exception(error)
+        else:
+            done.set_result(result)

@@ -28,6 +28,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Protocol
 
+import aiohttp
 from aiohttp import ClientError, web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.request.async_request import AsyncBoltRequest
@@ -155,6 +156,7 @@ class SlackApp:
         # Installed in several workspaces: their installations live in the one store of the
         # process, the inbox's. Bolt's authorize step then finds each request's bot token there.
         self.installs: Installations | None = Installations(inbox.store) if settings.oauth else None
+        self.session: aiohttp.ClientSession | None = None  # the Web API's, while the app runs (open_session)
         if self.installs is None:
             self.bolt = AsyncApp(token=settings.bot_token, signing_secret=settings.signing_secret,
                                  process_before_response=False, name="trendbot-slack")
@@ -256,9 +258,27 @@ class SlackApp:
     # -- workspaces ----------------------------------------------------------------------------
 
     def web_client(self, token: str | None) -> AsyncWebClient:
-        """A Web API client at SLACK_API_URL with `token` (a workspace's, from the store)."""
+        """A Web API client at SLACK_API_URL with `token` (a workspace's, from the store), on the app's
+        HTTP session once it has one."""
         return AsyncWebClient(token=token, base_url=self.settings.api_url, retry_handlers=retry_handlers(),
-                              logger=WEB_LOG)
+                              logger=WEB_LOG, session=self.session)
+
+    def open_session(self) -> None:
+        """One HTTP session (a pool of kept-alive connections) for every Web API call while the app
+        runs. Without one, slack_sdk opens a session per call, and with it a new TCP and TLS
+        connection, and closes it after.
+        Bolt's per-request clients copy the session from its own client."""
+        if self.session is None or self.session.closed:
+            # A session's own timeout stands in for the one slack_sdk gives the sessions it opens.
+            self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.client.timeout))
+        self.client.session = self.session
+
+    async def close_session(self) -> None:
+        """Close the Web API session (the calls after it open sessions of their own again)."""
+        session, self.session = self.session, None
+        self.client.session = None
+        if session is not None:
+            await session.close()
 
     async def team(self, body: dict) -> Team | None:
         """The workspace a payload came from, or None where trendbot is not installed (any more)."""
@@ -610,10 +630,12 @@ class SlackApp:
             await asyncio.sleep(0.05)  # listeners bolt has scheduled but not yet started get to count themselves
         if not await self.inflight.drain(drain):
             log.warning("stopped with %d Slack replies unfinished", self.inflight.count)
+        await self.close_session()
 
     async def start(self, announce: Callable[[str], None] = lambda _: None) -> None:
         """Check the token and start in Socket Mode or HTTP mode; SettingsError says what to fix.
         Installed in several workspaces there is no one token to check: each comes with its install."""
+        self.open_session()
         user_id = await self.check_token() if self.installs is None else ""
         if self.settings.socket_mode:
             await self.start_socket_mode()

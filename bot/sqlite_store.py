@@ -9,13 +9,14 @@ statements and another DB-API driver.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from bot.schedule import Subscription
@@ -113,7 +114,7 @@ class SQLiteStore:
     def __init__(self, path: str | os.PathLike[str], *, ttl: float = CLAIM_TTL, where: str | None = None):
         self.path = Path(path).expanduser()
         self.ttl = ttl
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # re-entered by the calls made inside `transaction()`
         self._last_expiry = float("-inf")
         where = where or str(self.path)
         try:
@@ -173,6 +174,19 @@ class SQLiteStore:
         """The schema version of the open database."""
         with self._lock:
             return self._db.execute("SELECT MAX(version) FROM schema_version").fetchone()[0]
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """The calls made inside, from this thread, in one transaction: one commit for all (a group
+        of inbox writes). Other threads wait for it; an exception rolls all of it back."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
 
     # -- the reply inbox -------------------------------------------------------------------------
 

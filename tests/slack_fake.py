@@ -272,6 +272,11 @@ class FakeSlack:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # connections kept alive, as Slack's are (every answer has a Content-Length)
+            # Headers and body go out in two writes: on a kept-alive connection Nagle's algorithm would
+            # hold the body back until the client's delayed ACK of the headers (~40 ms a call).
+            disable_nagle_algorithm = True
+
             def do_GET(self) -> None:  # noqa: N802 (slack_sdk reads users.info and conversations.info by GET)
                 self.do_POST()
 

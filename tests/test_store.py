@@ -231,3 +231,19 @@ async def test_the_inbox_over_either_store_answers_once_and_takes_over_after_a_c
     await b.done("slack:msg:T:C:2")
     clock[0] += 6
     assert await a.pending() == [] and await b.pending() == []
+
+
+async def test_a_burst_of_records_is_committed_together_and_each_caller_gets_its_own_answer(store_db):
+    import asyncio
+
+    from adapters.inbox import Inbox
+
+    inbox = Inbox(store_db.open(), "slack", lease=30, useful_for=600)
+    keys = [f"slack:event:Ev{i}" for i in range(100)] + ["slack:event:Ev7"] * 5  # five retries of one event
+    results = await asyncio.gather(*(inbox.record(k, {"text": "k8s"}) for k in keys),
+                                   inbox.record("", {"text": "no key"}), return_exceptions=True)
+    assert results[:100] == [True] * 100  # each event once, however the calls were grouped
+    assert results[100:105] == [False] * 5  # the retries find it recorded (busy: leased to us)
+    assert isinstance(results[105], ValueError)  # the one bad call fails alone, the others are kept
+    other = store_db.open()  # another connection sees every recorded row: they were committed
+    assert {other.record(k, "slack", "{}", 0, 30) for k in keys[:100]} == {"busy"}
