@@ -181,12 +181,15 @@ class SQLiteStore:
         of inbox writes). Other threads wait for it; an exception rolls all of it back."""
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
+            expired = self._last_expiry
             try:
                 yield
+                self._db.execute("COMMIT")  # may fail too (a full disk shows at COMMIT in WAL mode)
             except BaseException:
-                self._db.execute("ROLLBACK")
+                if self._db.in_transaction:  # after a failed COMMIT SQLite may leave it open
+                    self._db.execute("ROLLBACK")
+                self._last_expiry = expired  # an expiry run inside was rolled back with the rest
                 raise
-            self._db.execute("COMMIT")
 
     # -- the reply inbox -------------------------------------------------------------------------
 

@@ -247,3 +247,42 @@ async def test_a_burst_of_records_is_committed_together_and_each_caller_gets_its
     assert isinstance(results[105], ValueError)  # the one bad call fails alone, the others are kept
     other = store_db.open()  # another connection sees every recorded row: they were committed
     assert {other.record(k, "slack", "{}", 0, 30) for k in keys[:100]} == {"busy"}
+
+
+async def test_a_group_whose_commit_fails_is_recorded_call_by_call_and_nothing_is_lost(tmp_path):
+    import asyncio
+    import sqlite3
+    import threading
+
+    from adapters.inbox import Inbox
+
+    class FullDisk:  # the connection, with its first COMMIT failing as on a full disk
+        def __init__(self, db):
+            self.db, self.failures = db, 1
+
+        def execute(self, sql, *args):
+            if sql == "COMMIT" and self.failures:
+                self.failures -= 1
+                raise sqlite3.OperationalError("database or disk is full")
+            return self.db.execute(sql, *args)
+
+        def __getattr__(self, name):
+            return getattr(self.db, name)
+
+    db = store.SQLiteStore(tmp_path / "t.db")
+    real = db._db
+    db._db = FullDisk(real)
+    inbox = Inbox(db, "slack", lease=30, useful_for=600)
+    hold = threading.Event()
+    held = asyncio.ensure_future(inbox._call(0, hold.wait))  # the worker waits here: the records pile up into a group
+    await asyncio.sleep(0.05)
+    records = [asyncio.ensure_future(inbox.record(f"slack:event:Ev{i}", {"text": "k8s"})) for i in range(3)]
+    await asyncio.sleep(0.05)
+    hold.set()
+    await held
+    assert await asyncio.gather(*records) == [True, True, True]  # each recorded and to be answered, not "busy"
+    assert db._db.failures == 0 and not real.in_transaction  # the failed group was rolled back
+    other = sqlite3.connect(tmp_path / "t.db")
+    assert sorted(k for (k,) in other.execute("SELECT key FROM inbox")) == [f"slack:event:Ev{i}" for i in range(3)]
+    other.close()
+    db.close()
