@@ -73,7 +73,11 @@ class IndexData:
 
     @classmethod
     def from_parts(cls, arrays: dict[str, np.ndarray], strings: dict[str, list[str]]) -> "IndexData":
-        """The inverse of `arrays` and `strings`; KeyError or TypeError when a part is missing."""
+        """The inverse of `arrays` and `strings`; KeyError or TypeError when a part is missing or
+        is not of its kind (strings where numbers belong, or the other way round)."""
+        expected = {f.name for f in fields(cls) if str(f.type).startswith("tuple")}
+        if set(strings) != expected:
+            raise TypeError(f"string parts {sorted(strings)}, not {sorted(expected)}")
         kwargs: dict[str, object] = {}
         for f in fields(cls):
             if f.name in strings:

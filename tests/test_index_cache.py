@@ -142,6 +142,17 @@ def _wrong_key(path: Path) -> None:
         np.savez(out, **parts)
 
 
+def _strings_for_arrays(path: Path) -> None:
+    """A file of the right version that names an array part among its strings."""
+    with np.load(path, allow_pickle=False) as z:
+        parts = {name: z[name] for name in z.files}
+    meta = json.loads(bytes(parts["meta"]).decode())
+    meta["strings"]["presence_levels"] = ["x"]
+    parts["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    with open(path, "wb") as out:
+        np.savez(out, **parts)
+
+
 class _Marker:
     def __init__(self, path: str):
         self.path = path
@@ -150,7 +161,8 @@ class _Marker:
         return (open, (self.path, "w"))
 
 
-@pytest.mark.parametrize("damage", [_truncated, _flipped, _garbage, _out_of_bounds, _lowered_bound, _wrong_key])
+@pytest.mark.parametrize("damage", [_truncated, _flipped, _garbage, _out_of_bounds, _lowered_bound, _wrong_key,
+                                    _strings_for_arrays])
 def test_a_damaged_or_foreign_file_is_ignored_fitted_again_and_overwritten(mini_kb, tmp_path, fits, damage, caplog):
     TrendBot(mini_kb, cache=IndexCache(tmp_path))
     path = _path(mini_kb, tmp_path)
