@@ -49,11 +49,14 @@ RUN groupadd --gid 10001 trendbot \
 COPY --from=build /opt/venv /opt/venv
 
 # PATH: `trendbot` and `python` are the virtualenv's. TRENDBOT_DB: the store (daily-tip subscriptions,
-# answered Slack events) lives in the volume and survives a new container. TRENDBOT_LOG_FORMAT=json:
-# logs as JSON, for log collectors. PYTHONUNBUFFERED: output reaches `docker logs` at once.
+# answered Slack events) lives in the volume and survives a new container; so does TRENDBOT_CACHE_DIR, the
+# built index, so a new container loads it instead of fitting it again (the user has no home folder to cache
+# in). TRENDBOT_LOG_FORMAT=json: logs as JSON, for log collectors. PYTHONUNBUFFERED: output reaches
+# `docker logs` at once.
 # PYTHONDONTWRITEBYTECODE: the virtualenv is not writable for the bot anyway.
 ENV PATH=/opt/venv/bin:$PATH \
     TRENDBOT_DB=/data/trendbot.db \
+    TRENDBOT_CACHE_DIR=/data/cache \
     TRENDBOT_LOG_FORMAT=json \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1

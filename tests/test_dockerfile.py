@@ -566,6 +566,7 @@ def test_the_image_command_serves_and_stops_from_the_installed_wheel(installed, 
     for key, value in runtime.env():
         env[key] = move(expand(value, env))
     assert env["TRENDBOT_DB"].startswith(str(data))
+    assert env["TRENDBOT_CACHE_DIR"].startswith(str(data)), "the built index must be kept in the volume"
 
     with FakeSlack() as fake:
         env |= {"TRENDBOT_HTTP_PORT": str(http_port), "TRENDBOT_SLACK_PORT": str(slack_port),
@@ -588,6 +589,7 @@ def test_the_image_command_serves_and_stops_from_the_installed_wheel(installed, 
             assert health["status"] == "ok", health
             assert health["knowledge"]["loaded"] is True, health
             assert health["platforms"]["slack"]["connected"] is True, health
+            assert list(Path(env["TRENDBOT_CACHE_DIR"]).glob("index-*.npz")), "no built index kept in the volume"
             assert [c.status for c in fake.calls if c.method == "auth.test"][:1] == [200]  # the fake it was given
             assert post(slack_port, b"{}", "application/json")[0] == 401  # Slack's HTTP mode: unsigned is refused
 
