@@ -17,7 +17,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from rapidfuzz import fuzz
+from rapidfuzz import fuzz, process
 
 from bot.store import Store
 
@@ -28,6 +28,8 @@ GROUP_WORD_SIMILARITY = 80  # rapidfuzz ratio at which two content words are one
 GROUP_OVERLAP = 0.5  # two questions are one when the words they share are at least half of all their words:
 # "monorepo?" and "how do monorepos work" are one; "ai coding tools for backend" and "tl;dr on backend tools"
 # share two words of six and are two; a paragraph that happens to hold a short question's words is its own
+GROUP_PREFILTER = 50  # token_set_ratio below which two questions are not compared word by word (half shared
+# words score well above it: the sorted intersection plus either rest is close to the other)
 RECORDED_KINDS = ("answer", "trend", "decline")
 
 
@@ -182,8 +184,11 @@ def _group(questions: list[str], words: Callable[[str], list[str]]) -> list[list
     heads: list[str] = []  # each group's key
     for q in sorted(counts, key=lambda q: (-counts[q], q)):
         key = keys[q]
-        for i, head in enumerate(heads):
-            if key == head or _alike(key, head):
+        # token_set_ratio in one C pass over the heads picks the few worth the word-by-word check
+        near = sorted(i for _, _, i in process.extract(key, heads, scorer=fuzz.token_set_ratio,
+                                                           score_cutoff=GROUP_PREFILTER, limit=None))
+        for i in near:
+            if key == heads[i] or _alike(key, heads[i]):
                 groups[i].extend([q] * counts[q])
                 break
         else:
@@ -194,9 +199,13 @@ def _group(questions: list[str], words: Callable[[str], list[str]]) -> list[list
 
 
 def _alike(key: str, head: str) -> bool:
-    """Two questions' sorted content words are one question: most of their words are (nearly) the same."""
+    """Two questions' sorted content words are one question: most of their words are (nearly) the same,
+    counted both ways (a word of one matching two of the other counts once)."""
     if not key or not head:
         return False
     mine, theirs = key.split(), head.split()
-    shared = sum(1 for word in mine if any(fuzz.ratio(word, other) >= GROUP_WORD_SIMILARITY for other in theirs))
+    if 3 * min(len(mine), len(theirs)) < len(mine) + len(theirs):
+        return False  # even every word of the shorter shared would be under half of all their words
+    close = process.cdist(mine, theirs, scorer=fuzz.ratio, score_cutoff=GROUP_WORD_SIMILARITY) > 0
+    shared = min(int(close.any(axis=1).sum()), int(close.any(axis=0).sum()))
     return shared >= GROUP_OVERLAP * (len(mine) + len(theirs) - shared)
