@@ -111,46 +111,39 @@ def _garbage(path: Path) -> None:
     path.write_bytes(b"not an index at all" * 100)
 
 
-def _out_of_bounds(path: Path) -> None:
-    """A well-formed file of the right version whose postings point past the last entry."""
+def _rewritten(path: Path, change) -> None:
+    """The file written again with `change(parts, meta)` applied to its arrays and its JSON metadata."""
     with np.load(path, allow_pickle=False) as z:
         parts = {name: z[name] for name in z.files}
-    rows = parts["entries.rows"].copy()
-    rows[-1] = np.iinfo(rows.dtype).max
-    parts["entries.rows"] = rows
+    meta = json.loads(bytes(parts["meta"]).decode())
+    change(parts, meta)
+    parts["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
     with open(path, "wb") as out:
         np.savez(out, **parts)
+
+
+def _out_of_bounds(path: Path) -> None:
+    """A well-formed file of the right version whose postings point past the last entry."""
+    def change(parts, meta):
+        rows = parts["entries.rows"].copy()
+        rows[-1] = np.iinfo(rows.dtype).max
+        parts["entries.rows"] = rows
+    _rewritten(path, change)
 
 
 def _lowered_bound(path: Path) -> None:
     """A file whose per-term maxima understate the postings: a search would skip entries it must score."""
-    with np.load(path, allow_pickle=False) as z:
-        parts = {name: z[name] for name in z.files}
-    parts["doc_max"] = parts["doc_max"] * np.float32(0.5)
-    with open(path, "wb") as out:
-        np.savez(out, **parts)
+    _rewritten(path, lambda parts, meta: parts.update(doc_max=parts["doc_max"] * np.float32(0.5)))
 
 
 def _wrong_key(path: Path) -> None:
     """Another knowledge version's file under this version's name (a foreign file)."""
-    with np.load(path, allow_pickle=False) as z:
-        parts = {name: z[name] for name in z.files}
-    meta = json.loads(bytes(parts["meta"]).decode())
-    meta["key"] = "0" * 32
-    parts["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
-    with open(path, "wb") as out:
-        np.savez(out, **parts)
+    _rewritten(path, lambda parts, meta: meta.update(key="0" * 32))
 
 
 def _strings_for_arrays(path: Path) -> None:
     """A file of the right version that names an array part among its strings."""
-    with np.load(path, allow_pickle=False) as z:
-        parts = {name: z[name] for name in z.files}
-    meta = json.loads(bytes(parts["meta"]).decode())
-    meta["strings"]["presence_levels"] = ["x"]
-    parts["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
-    with open(path, "wb") as out:
-        np.savez(out, **parts)
+    _rewritten(path, lambda parts, meta: meta["strings"].update(presence_levels=["x"]))
 
 
 class _Marker:
