@@ -14,10 +14,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from bot import compose, smalltalk
-from bot.confidence import Confidence, Judgement
+from bot.confidence import Confidence, Judgement, Similar, unphrased
 from bot.knowledge import Faq, Knowledge, Trend
 from bot.replies import Reply, SourceRef, Suggestion
 from bot.retrieval import Index, Results
+from bot.surface import Surface
 
 SUGGEST_FLOOR = 0.03  # hits below this are not "related" enough to suggest
 PART_HOLD = 0.6  # share of a part's weight the whole question's entry must hold to answer that part too
@@ -39,8 +40,9 @@ class Answers:
 
     def __init__(self, kb: Knowledge, index: Index, confidence: Confidence,
                  sources: Callable[[tuple[str, ...]], tuple[SourceRef, ...]],
-                 related: Callable[[tuple[str, ...]], tuple[Suggestion, ...]]):
+                 related: Callable[[tuple[str, ...]], tuple[Suggestion, ...]], surface: Surface | None = None):
         self.kb = kb
+        self.surface = surface
         self.index = index
         self.confidence = confidence
         self._sources = sources
@@ -58,6 +60,10 @@ class Answers:
             self._years[entry_id] = years
         return years
 
+    def similar(self, question: str) -> Similar:
+        """The question's closeness to each entry's phrasings as typed (none without a surface view)."""
+        return unphrased if self.surface is None else self.surface.similarity(question)
+
     # -- the decision -------------------------------------------------------------------------
 
     def answer(self, question: str) -> Decision:
@@ -66,7 +72,7 @@ class Answers:
         if kind is not None:
             return Decision(self.small_talk(kind), None)
         results = self.index.search(question)
-        judgement = self.confidence.judge(self.index, results, self.dated)
+        judgement = self.confidence.judge(self.index, results, self.dated, self.similar(question))
         parts = self._two_parts(question, results, judgement)
         if parts is not None:
             return Decision(self.both(parts), results, judgement)
@@ -84,7 +90,7 @@ class Answers:
         found: list[tuple[str, Results, float]] = []
         for piece in pieces[:3]:
             results = self.index.search(piece)
-            part = self.confidence.judge(self.index, results, self.dated)
+            part = self.confidence.judge(self.index, results, self.dated, self.similar(piece))
             if part.answer and all(part.entry_id != f[0] for f in found):
                 found.append((part.entry_id, results, part.probability))
         if len(found) < 2:

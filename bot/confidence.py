@@ -4,7 +4,9 @@ One threshold on one score cannot tell "a short question that matches well" from
 question about something the articles never mention". The features below can: how well the entry
 matches (three scores), its margin over the runner-up, how much of what the question names the
 entry holds (weighted by how specific each word is: "germany", "helm" and "2018" weigh more than
-"best" or "actually"), and years the question asks about that the entry doesn't have. A
+"best" or "actually"), years the question asks about that the entry doesn't have, and how
+close the question as typed is to the entry's phrasings (bot/surface.py: "what is" against "is
+it worth it", which the index's content words cannot see). A
 logistic regression fitted on the tuning part of the evaluation set (`trendbot eval --fit`)
 turns them into the probability that the reply is right; the operating point is chosen for
 precision. The model is a JSON file of coefficients; answering needs no scikit-learn.
@@ -23,16 +25,22 @@ from bot.retrieval import Hit, Index, Results
 MODEL_FILE = Path(__file__).with_name("confidence.json")
 CANDIDATES = 3  # how many of the top hits the model may choose between
 FEATURES = ("score", "doc", "cover", "phrase", "margin", "coverage", "uncovered", "uncovered_max",
-            "years_missing", "words", "faq", "first")
+            "years_missing", "words", "faq", "first", "surface")
 FALLBACK_THRESHOLD = 0.22  # with no fitted model: the blended score an answer needs
 
 
 Dated = Callable[[str], Collection[str]]  # entry id -> the years it is current as of
+Similar = Callable[[str], float]  # entry id -> how close the question as typed is to its phrasings (bot/surface.py)
 
 
 def undated(entry_id: str) -> tuple[str, ...]:
     """No entry is dated (the knowledge's dates unknown)."""
     return ()
+
+
+def unphrased(entry_id: str) -> float:
+    """No view of the question as typed."""
+    return 0.0
 
 
 def specificity(word: str) -> float:
@@ -94,16 +102,17 @@ class Confidence:
         self.model = model
         self.threshold = threshold
 
-    def judge(self, index: Index, results: Results, dated: Dated = undated) -> Judgement:
+    def judge(self, index: Index, results: Results, dated: Dated = undated, similar: Similar = unphrased) -> Judgement:
         """The best candidate by the model, and whether it clears the threshold. `dated(entry_id)`
         is the years an entry is current as of (its sources' years): asking about one of them is
-        asking what the entry says."""
+        asking what the entry says. `similar(entry_id)` is the question's closeness to the entry's
+        phrasings, word for word as typed."""
         hits = results.hits[:CANDIDATES]
         if not hits:
             return Judgement(False, None, 0.0, self.cutoff, missing=_missing(index, results, None))
         scored = []
         for rank, hit in enumerate(hits):
-            f = features(index, results, hit, rank, dated)
+            f = features(index, results, hit, rank, dated, similar)
             scored.append((self.probability(f), -rank, hit, f))
             if self.model is None:
                 break  # the plain threshold only ever trusts the top hit
@@ -125,7 +134,8 @@ class Confidence:
         return self.model.probability([f[name] for name in FEATURES])
 
 
-def features(index: Index, results: Results, hit: Hit, rank: int, dated: Dated = undated) -> dict[str, float]:
+def features(index: Index, results: Results, hit: Hit, rank: int, dated: Dated = undated,
+             similar: Similar = unphrased) -> dict[str, float]:
     """The features of one candidate entry for one question."""
     others = [h.score for h in results.hits[:CANDIDATES + 1] if h is not hit]
     weights, held = _word_weights(index, results, hit.entry_id)
@@ -148,6 +158,7 @@ def features(index: Index, results: Results, hit: Hit, rank: int, dated: Dated =
         "words": min(len(set(results.words)), 15) / 10.0,
         "faq": float(index.kind(hit.entry_id) == "faq"),
         "first": float(rank == 0),
+        "surface": similar(hit.entry_id),
     }
 
 

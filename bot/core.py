@@ -19,6 +19,7 @@ from bot.replies import Reply, SourceRef, Suggestion
 from bot.index_cache import IndexCache
 from bot.retrieval import Document, Field, Index
 from bot.store import Store
+from bot.surface import Surface
 from bot import teaching
 from bot.learning import RECORDED_KINDS, Learning
 from bot.tips import DailyTips, Spell, tip_reply, trend_spelling
@@ -103,11 +104,13 @@ class TrendBot:
         # A phrasing taught for an entry the knowledge no longer has is reported, never fatal.
         self.orphans = {e: p for e, p in learned.items() if e not in kb.trends and e not in kb.faqs}
         self.cache = cache  # where built indexes are kept (None: fitted in memory each time)
-        self.index = index or self._index(documents(kb, learned))
+        docs = documents(kb, learned)
+        self.index = index or self._index(docs)
         self.rng = rng or random.Random()
         self.tips: DailyTips | None = None
         self.learning: Learning | None = None
-        self.answers = Answers(kb, self.index, confidence or Confidence(Model.load()), self._sources, self._related)
+        self.answers = Answers(kb, self.index, confidence or Confidence(Model.load()), self._sources, self._related,
+                               Surface.of(docs))
         # `/trend <name>` accepts a trend's title, id or any of its aliases; a free question that
         # is only a name must be a title, an id or an alias the title itself names ("docker" for
         # "Containers and Docker"), since other aliases name narrower things ("rbac" is an alias

@@ -201,8 +201,9 @@ def candidate_rows(bot: TrendBot, cases: Iterable[Case]) -> list[tuple[int, list
         if smalltalk.classify(case.question) or bot.find_topic(case.question, bot._title_names):
             continue
         results = bot.index.search(case.question)
+        similar = bot.answers.similar(case.question)
         for rank, hit in enumerate(results.hits[:confidence.CANDIDATES]):
-            f = confidence.features(bot.index, results, hit, rank, bot.answers.dated)
+            f = confidence.features(bot.index, results, hit, rank, bot.answers.dated, similar)
             reply = bot.answers.short_reply(hit.entry_id, results, hit.score)
             label = int(case.in_scope and Outcome(case, reply).right)
             rows.append((n, [f[name] for name in confidence.FEATURES], label))

@@ -1,0 +1,62 @@
+"""The plain view of a question against the entries' phrasings, and its place among the confidence features."""
+from __future__ import annotations
+
+import pytest
+
+from bot.core import Incoming, documents
+from bot.retrieval import Document, Field
+from bot.surface import Surface
+
+VIEW = Surface([
+    ("edge-what", ["What is edge computing?", "edge computing meaning"]),
+    ("edge-worth", ["Is edge computing worth it?"]),
+    ("salary", ["What do backend developers earn?"]),
+])
+
+
+def test_a_question_typed_as_a_phrasing_is_an_exact_match():
+    assert VIEW.similarity("what is EDGE computing")("edge-what") == pytest.approx(1.0)
+
+
+def test_how_the_question_is_put_tells_neighbours_apart():
+    what = VIEW.similarity("what is edge computing, in short")
+    worth = VIEW.similarity("is edge computing worth it for us")
+    assert what("edge-what") > what("edge-worth")
+    assert worth("edge-worth") > worth("edge-what")
+
+
+def test_words_no_phrasing_uses_change_nothing_and_an_unknown_entry_is_zero():
+    plain = VIEW.similarity("what is edge computing")
+    noisy = VIEW.similarity("what is edge computing qwzx blorf")
+    assert noisy("edge-what") == pytest.approx(plain("edge-what"))
+    assert plain("no-such-entry") == 0.0
+    assert VIEW.similarity("")("edge-what") == 0.0
+    assert VIEW.similarity("qwzx blorf")("salary") == 0.0
+
+
+def test_only_phrasing_fields_of_documents_count():
+    view = Surface.of([Document("a", (Field(("kubernetes basics",), 2.0, phrasings=True),
+                                      Field(("salaries are high",), 1.0)))])
+    assert view.similarity("kubernetes basics")("a") == pytest.approx(1.0)
+    assert view.similarity("salaries are high")("a") == 0.0
+
+
+def test_taught_phrasings_are_part_of_the_view(shipped_kb):
+    taught = "does the pipeline thingy fix flaky deploys"
+    before = Surface.of(documents(shipped_kb)).similarity(taught)("ci-cd")
+    after = Surface.of(documents(shipped_kb, {"ci-cd": (taught,)})).similarity(taught)("ci-cd")
+    assert before < 0.9 and after == pytest.approx(1.0)
+
+
+def test_the_model_sees_the_surface_feature_of_each_candidate(shipped_bot):
+    decision = shipped_bot.explain(Incoming("what is edge computing"))
+    judged = decision.judgement
+    expected = shipped_bot.answers.surface.similarity("what is edge computing")(judged.entry_id)
+    assert judged.features["surface"] == pytest.approx(expected)
+    assert expected > 0.5
+
+
+def test_any_text_is_read_without_error_and_punctuation_splits_words():
+    sim = VIEW.similarity("what\u00a0is edge-computing?! \ud800 \U0001f680 ¿qué?")
+    assert 0.0 < sim("edge-what") <= 1.0
+    assert VIEW.similarity("what is edge/computing")("edge-what") == pytest.approx(1.0)
