@@ -110,12 +110,13 @@ class Confidence:
         hits = results.hits[:CANDIDATES]
         if not hits:
             return Judgement(False, None, 0.0, self.cutoff, missing=_missing(index, results, None))
+        if self.model is None:
+            hits = hits[:1]  # the plain threshold only ever trusts the top hit
+        words = _Words(index, results, [h.entry_id for h in hits])
         scored = []
         for rank, hit in enumerate(hits):
-            f = features(index, results, hit, rank, dated, similar)
+            f = features(index, results, hit, rank, dated, similar, words)
             scored.append((self.probability(f), -rank, hit, f))
-            if self.model is None:
-                break  # the plain threshold only ever trusts the top hit
         p, _, hit, f = max(scored, key=lambda s: s[:2])
         answer = p >= self.cutoff
         return Judgement(answer, hit.entry_id, p, self.cutoff, f, () if answer else _missing(index, results, hit, dated))
@@ -135,13 +136,16 @@ class Confidence:
 
 
 def features(index: Index, results: Results, hit: Hit, rank: int, dated: Dated = undated,
-             similar: Similar = unphrased) -> dict[str, float]:
-    """The features of one candidate entry for one question."""
+             similar: Similar = unphrased, words: "_Words | None" = None) -> dict[str, float]:
+    """The features of one candidate entry for one question (`words`: the question's words, when
+    already weighed for this and the other candidates)."""
+    if words is None or hit.entry_id not in words.held:
+        words = _Words(index, results, [hit.entry_id])
     others = [h.score for h in results.hits[:CANDIDATES + 1] if h is not hit]
-    weights, held = _word_weights(index, results, hit.entry_id)
+    weights = words.weights
+    holds = words.held[hit.entry_id]
     years = dated(hit.entry_id)
-    for w in held:
-        held[w] = held[w] or (_year(w) and w in years)
+    held = {w: holds[w] or bool(_year(w) and w in years) for w in weights}
     total = sum(weights.values()) or 1.0
     uncovered = [w for w in weights if not held[w]]
     numbers = [w for w in results.words if _year(w)]
@@ -162,16 +166,21 @@ def features(index: Index, results: Results, hit: Hit, rank: int, dated: Dated =
     }
 
 
-def _word_weights(index: Index, results: Results, entry_id: str | None) -> tuple[dict[str, float], dict[str, bool]]:
-    """Each content word's weight (specificity x IDF; unknown words count as the rarest) and whether the entry holds it."""
-    weights: dict[str, float] = {}
-    held: dict[str, bool] = {}
-    for word in dict.fromkeys(results.words):
-        column = index.column(stem(word))
-        idf = index.max_idf if column is None else index.idf(column)
-        weights[word] = specificity(word) * idf
-        held[word] = column is not None and entry_id is not None and index.has(entry_id, column)
-    return weights, held
+class _Words:
+    """A question's content words, each weighed once (specificity x IDF; unknown words count as the
+    rarest), and which of them each candidate entry holds."""
+
+    def __init__(self, index: Index, results: Results, entry_ids: Sequence[str]):
+        self.weights: dict[str, float] = {}
+        columns: dict[str, int] = {}
+        for word in dict.fromkeys(results.words):
+            column = index.column(stem(word))
+            idf = index.max_idf if column is None else index.idf(column)
+            self.weights[word] = specificity(word) * idf
+            if column is not None:
+                columns[word] = column
+        holding = index.holding(entry_ids, list(columns.values()))
+        self.held = {e: {w: columns.get(w) in found for w in self.weights} for e, found in zip(entry_ids, holding)}
 
 
 def _missing(index: Index, results: Results, hit: Hit | None, dated: Dated = undated) -> tuple[str, ...]:

@@ -17,7 +17,7 @@ else ("best pizza in the cloud city") scores low.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -234,6 +234,25 @@ class Index:
         row = self._rows[entry_id]
         at = start + int(np.searchsorted(rows[start:end], row))
         return at < end and int(rows[at]) == row
+
+    def holding(self, entry_ids: Sequence[str], columns: Sequence[int]) -> list[set[int]]:
+        """For each entry, which of the columns it holds: one lookup per column for all the entries."""
+        found: list[set[int]] = [set() for _ in entry_ids]
+        if not entry_ids:
+            return found
+        rows = self._entries.rows
+        wanted = np.asarray([self._rows[e] for e in entry_ids], dtype=rows.dtype)
+        indptr = self._entries.indptr
+        for column in dict.fromkeys(columns):
+            start, end = int(indptr[column]), int(indptr[column + 1])
+            segment = rows[start:end]
+            at = np.searchsorted(segment, wanted)
+            inside = at < len(segment)
+            hits = np.zeros(len(wanted), dtype=bool)
+            hits[inside] = segment[at[inside]] == wanted[inside]
+            for i in np.flatnonzero(hits).tolist():
+                found[i].add(column)
+        return found
 
     def holds(self, entry_id: str, terms: Iterable[tuple[int, float]]) -> float:
         """The share of a question's weight (its `Results.terms`) the entry holds."""

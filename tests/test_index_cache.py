@@ -240,6 +240,17 @@ def test_both_ways_of_scoring_give_the_same_results(shipped_bot):
         assert top(opened) == top(gathered), case.question
 
 
+def test_holding_agrees_with_a_lookup_per_entry_and_term(shipped_bot):
+    index = shipped_bot.index
+    results = index.search("is kubernetes overkill for a small team, or is plain docker enough in 2025")
+    entries = [h.entry_id for h in results.hits] + ["ci-cd"]
+    columns = [c for c, _ in results.terms] + [index.column("salari")]
+    found = index.holding(entries, columns)
+    assert found == [{c for c in columns if index.has(e, c)} for e in entries]
+    assert any(found) and not all(len(f) == len(set(columns)) for f in found)
+    assert index.holding([], columns) == [] and index.holding(entries, []) == [set()] * len(entries)
+
+
 def test_the_arrays_round_trip_through_a_file(mini_kb, tmp_path):
     data = fitting.fit(documents(mini_kb), Analyzer(mini_kb.aliases))
     index_cache.save(tmp_path / "index-k.npz", "k", data)

@@ -60,3 +60,4 @@ def test_any_text_is_read_without_error_and_punctuation_splits_words():
     sim = VIEW.similarity("what\u00a0is edge-computing?! \ud800 \U0001f680 ¿qué?")
     assert 0.0 < sim("edge-what") <= 1.0
     assert VIEW.similarity("what is edge/computing")("edge-what") == pytest.approx(1.0)
+
