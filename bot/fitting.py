@@ -127,7 +127,7 @@ class _Terms:
             id_parts.append(stems[kept])
             text_parts.append(text[kept])
             # The words of each document (for typo correction): distinct (document, word) pairs.
-            pairs = _unique(text_doc[text[kept]].astype(np.int64) << 31 | words[kept])[0]
+            pairs = _distinct(text_doc[text[kept]].astype(np.int64) << 31 | words[kept])
             doc_counts = np.concatenate([doc_counts, np.zeros(len(stem_of) - len(doc_counts), dtype=np.int64)])
             doc_counts += np.bincount((pairs & (2**31 - 1)).astype(np.int64), minlength=len(stem_of))
             del words, stems, ends, text, kept, pairs
@@ -185,13 +185,35 @@ class _Terms:
 def _unique(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """np.unique with first index, inverse and counts, by one stable sort (numpy's own hashes first, which is
     several times slower on large integer arrays)."""
-    order = np.argsort(values, kind="stable")
+    order = _stable_order(values)
     ordered = values[order]
     starts = np.flatnonzero(np.concatenate(([True], ordered[1:] != ordered[:-1]))) if len(values) else order
     inverse = np.empty(len(values), dtype=np.int64)
     inverse[order] = np.cumsum(np.concatenate(([False], ordered[1:] != ordered[:-1]))) if len(values) else order
     counts = np.diff(np.append(starts, len(values)))
     return ordered[starts], order[starts], inverse, counts
+
+
+def _stable_order(values: np.ndarray) -> np.ndarray:
+    """What np.argsort(values, kind="stable") gives. Non-negative integers whose largest value leaves room
+    for a position in the low bits of an int64 are sorted by value, position packed in: a plain sort of
+    one array is several times faster than an indirect one."""
+    n = len(values)
+    if n and values.dtype.kind in "iu":
+        bits = max(1, (n - 1).bit_length())
+        low, high = int(values.min()), int(values.max())
+        if low >= 0 and high < 1 << (63 - bits):
+            packed = values.astype(np.int64) << bits
+            packed |= np.arange(n, dtype=np.int64)
+            packed.sort()
+            return packed & ((1 << bits) - 1)
+    return np.argsort(values, kind="stable")
+
+
+def _distinct(values: np.ndarray) -> np.ndarray:
+    """The distinct values, ascending (np.unique's first result, by a sort of the values alone)."""
+    ordered = np.sort(values)
+    return ordered[np.concatenate(([True], ordered[1:] != ordered[:-1]))] if len(ordered) else ordered
 
 
 def _csc(m: sparse.spmatrix) -> sparse.csc_matrix:

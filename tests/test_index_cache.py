@@ -282,3 +282,17 @@ def test_a_warm_start_imports_neither_scikit_learn_nor_scipy(tmp_path):
         assert imported and not [m for m in imported if m.split(".")[0] in ("sklearn", "scipy")]
         if question == "is serverless cheaper?":  # the same answer as the start that fitted
             assert warm.stdout.rsplit("\n", 2)[0] == cold.stdout.rsplit("\n", 2)[0]
+
+
+def test_the_fitting_sorts_agree_with_numpys():
+    rng = np.random.default_rng(7)
+    cases = [rng.integers(0, 50, 2000), rng.integers(0, 2**40, 3000), rng.integers(-5, 5, 100),
+             rng.integers(2**60, 2**62, 50), np.zeros(0, dtype=np.int64), rng.integers(0, 3, 10).astype(np.uint16),
+             rng.random(500).astype(np.float32)]
+    for values in cases:
+        assert np.array_equal(fitting._stable_order(values), np.argsort(values, kind="stable")), values.dtype
+        assert np.array_equal(fitting._distinct(values), np.unique(values))
+        found, first, inverse, counts = fitting._unique(values)
+        expected = np.unique(values, return_index=True, return_inverse=True, return_counts=True)
+        for mine, theirs in zip((found, first, inverse, counts), expected):
+            assert np.array_equal(mine, theirs.ravel())
