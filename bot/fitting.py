@@ -74,7 +74,8 @@ def fit(documents: Sequence[Document], analyzer: Analyzer) -> IndexData:
     phrases = _csc(tfidf.transform(phrase_counts) if phrase_texts else sparse.csr_matrix((0, terms.columns)))
     if not (np.array_equal(docs.indptr, presence.indptr) and np.array_equal(docs.indices, presence.indices)):
         raise AssertionError("an entry's vector and its field presence must hold the same terms")
-    levels, _, codes, _ = _unique(presence.data)
+    levels = _distinct(presence.data)
+    codes = _codes(presence.data, levels)
     entries, phrase_postings = _postings(docs, row_dtype(n_docs)), _postings(phrases, row_dtype(len(owners)))
     row = row_dtype(n_docs)
     return IndexData(
@@ -86,7 +87,7 @@ def fit(documents: Sequence[Document], analyzer: Analyzer) -> IndexData:
         bigram_columns=terms.bigram_columns,
         idf=tfidf.idf_.astype(np.float32),
         entries=entries,
-        presence=codes.astype(np.uint8).ravel(),
+        presence=codes,
         presence_levels=levels.astype(np.float32) if len(levels) else np.ones(1, dtype=np.float32),
         phrases=phrase_postings,
         phrase_owner=np.asarray(owners, dtype=row),
@@ -214,6 +215,15 @@ def _distinct(values: np.ndarray) -> np.ndarray:
     """The distinct values, ascending (np.unique's first result, by a sort of the values alone)."""
     ordered = np.sort(values)
     return ordered[np.concatenate(([True], ordered[1:] != ordered[:-1]))] if len(ordered) else ordered
+
+
+def _codes(values: np.ndarray, levels: np.ndarray, chunk: int = 1 << 20) -> np.ndarray:
+    """Where each value is among the few distinct `levels` (ascending), as uint8, a chunk at a time
+    so no int64 array of the values' length is ever made."""
+    out = np.empty(len(values), dtype=np.uint8)
+    for at in range(0, len(values), chunk):
+        out[at:at + chunk] = np.searchsorted(levels, values[at:at + chunk])
+    return out
 
 
 def _csc(m: sparse.spmatrix) -> sparse.csc_matrix:
