@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from bot import compose, smalltalk
 from bot.confidence import Confidence, Judgement, Similar, unphrased
@@ -49,6 +49,7 @@ class Answers:
         self._related = related
         self._units: dict[str, tuple[compose.Unit, ...]] = {}
         self._years: dict[str, frozenset[str]] = {}
+        self._phrasings: dict[str, frozenset[tuple[str, ...]]] = {}
 
     def dated(self, entry_id: str) -> frozenset[str]:
         """The years an entry is current as of: those its sources were published in."""
@@ -73,6 +74,10 @@ class Answers:
             return Decision(self.small_talk(kind), None)
         results = self.index.search(question)
         judgement = self.confidence.judge(self.index, results, self.dated, self.similar(question))
+        phrased = self._phrased(results)
+        if phrased is not None:
+            judgement = replace(judgement, answer=True, entry_id=phrased, phrased=True, missing=())
+            return Decision(self.short_reply(phrased, results, judgement.probability), results, judgement)
         parts = self._two_parts(question, results, judgement)
         if parts is not None:
             return Decision(self.both(parts), results, judgement)
@@ -81,6 +86,25 @@ class Answers:
         if not results.words:
             return Decision(self.small_talk("greeting"), results, judgement)
         return Decision(self.decline(results, judgement), results, judgement)
+
+    def _phrased(self, results: Results) -> str | None:
+        """The one entry among the hits that has the question, word for word, as a phrasing (its question,
+        an alternate, its title or alias, a taught phrasing): the knowledge says so, whatever the model
+        makes of the match. Content words are compared, so "what are devs paid?" is "what are developers
+        paid", while one more word ("... in germany") is another question."""
+        if self.surface is None or not results.words:
+            return None
+        asked = tuple(results.words)
+        found = [h.entry_id for h in results.hits if asked in self._said(h.entry_id)]
+        return found[0] if len(found) == 1 else None
+
+    def _said(self, entry_id: str) -> frozenset[tuple[str, ...]]:
+        """The content words of each of an entry's phrasings, read once."""
+        said = self._phrasings.get(entry_id)
+        if said is None:
+            said = frozenset(tuple(self.index.analyzer.words(p)) for p in self.surface.phrasings(entry_id))
+            self._phrasings[entry_id] = said
+        return said
 
     def _two_parts(self, question: str, whole: Results, judgement: Judgement) -> list[tuple[str, Results, float]] | None:
         """The parts of a two-part question that different entries answer, if it is one."""

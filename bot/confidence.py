@@ -60,6 +60,7 @@ class Judgement:
     needed: float = 0.0  # the probability an answer needs
     features: dict[str, float] = field(default_factory=dict)
     missing: tuple[str, ...] = ()  # specific words of the question that no entry holds
+    phrased: bool = False  # answered because the question is word for word one of the entry's phrasings
 
 
 @dataclass(frozen=True)

@@ -63,6 +63,10 @@ class Surface:
         """The view over the phrasing fields of index documents."""
         return cls((d.id, [t for f in d.fields if f.phrasings for t in f.texts]) for d in documents)
 
+    def phrasings(self, entry_id: str) -> list[str]:
+        """The entry's phrasings as written (none for an unknown id)."""
+        return self._texts.get(entry_id, [])
+
     def _vector(self, words: Counter[str]) -> Vector:
         return _unit({w: (1.0 + math.log(k)) * self.idf[w] for w, k in words.items() if w in self.idf})
 

@@ -61,3 +61,35 @@ def test_any_text_is_read_without_error_and_punctuation_splits_words():
     assert 0.0 < sim("edge-what") <= 1.0
     assert VIEW.similarity("what is edge/computing")("edge-what") == pytest.approx(1.0)
 
+
+
+def _strict(kb, **options):
+    """A bot whose model trusts no match: only a question that is one of an entry's phrasings is answered."""
+    from bot.confidence import Confidence, Model
+    from bot.core import TrendBot
+
+    return TrendBot(kb, confidence=Confidence(Model.load(), threshold=1.01), **options)
+
+
+def test_a_question_that_is_word_for_word_a_phrasing_is_answered_from_its_entry(mini_kb):
+    bot = _strict(mini_kb)
+    decision = bot.explain(Incoming("Does Lambda save money?!"))
+    assert decision.reply.answered and decision.reply.entry_id == "serverless-cheaper"
+    assert decision.judgement.phrased and decision.judgement.probability < 1.01
+    # One word more is another question: the model decides it, and this one trusts nothing.
+    for text in ("does lambda save money in germany", "does lambda save"):
+        assert not bot.explain(Incoming(text)).reply.answered, text
+
+
+def test_a_taught_phrasing_is_answered_word_for_word(mini_kb):
+    question = "is the pay as you go thing worth it"
+    assert not _strict(mini_kb).explain(Incoming(question)).reply.answered
+    taught = _strict(mini_kb, learned={"serverless-cheaper": (question,)})
+    assert taught.explain(Incoming(question)).reply.entry_id == "serverless-cheaper"
+
+
+def test_a_phrasing_two_entries_share_is_left_to_the_model(mini_kb):
+    both = {"serverless-cheaper": ("zebra budget pipeline",), "kubernetes": ("zebra budget pipeline",)}
+    assert _strict(mini_kb, learned={"kubernetes": ("zebra budget pipeline",)}).explain(
+        Incoming("zebra budget pipeline")).reply.entry_id == "kubernetes"
+    assert not _strict(mini_kb, learned=both).explain(Incoming("zebra budget pipeline")).reply.answered
