@@ -188,6 +188,10 @@ class Analyzer:
             return text
         return self._alias_re.sub(lambda m: self.aliases[m.group(1)], text)
 
+    def typed(self, text: str) -> tuple[str, ...]:
+        """Every word as typed, stop words included (alias-expanded, folded, not stemmed)."""
+        return tuple(_TOKEN.findall(self.expand(text)))
+
     def words(self, text: str) -> list[str]:
         """Content words (alias-expanded, folded, not stemmed) in order."""
         return [w for w in _TOKEN.findall(self.expand(text)) if w not in _DROP]

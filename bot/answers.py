@@ -10,11 +10,11 @@ entry as a button.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 from bot import compose, smalltalk
-from bot.confidence import Confidence, Judgement, Similar, unphrased
+from bot.confidence import Confidence, Judgement, Similar, features, unphrased
 from bot.knowledge import Faq, Knowledge, Trend
 from bot.replies import Reply, SourceRef, Suggestion
 from bot.retrieval import Index, Results
@@ -40,8 +40,10 @@ class Answers:
 
     def __init__(self, kb: Knowledge, index: Index, confidence: Confidence,
                  sources: Callable[[tuple[str, ...]], tuple[SourceRef, ...]],
-                 related: Callable[[tuple[str, ...]], tuple[Suggestion, ...]], surface: Surface | None = None):
+                 related: Callable[[tuple[str, ...]], tuple[Suggestion, ...]], surface: Surface | None = None,
+                 taught: Mapping[str, tuple[str, ...]] | None = None):
         self.kb = kb
+        self.taught = dict(taught or {})  # entry id -> the phrasings managers taught for it
         self.surface = surface
         self.index = index
         self.confidence = confidence
@@ -49,7 +51,7 @@ class Answers:
         self._related = related
         self._units: dict[str, tuple[compose.Unit, ...]] = {}
         self._years: dict[str, frozenset[str]] = {}
-        self._phrasings: dict[str, frozenset[tuple[str, ...]]] = {}
+        self._asked: dict[str, frozenset[tuple[str, ...]]] = {}
 
     def dated(self, entry_id: str) -> frozenset[str]:
         """The years an entry is current as of: those its sources were published in."""
@@ -74,10 +76,10 @@ class Answers:
             return Decision(self.small_talk(kind), None)
         results = self.index.search(question)
         judgement = self.confidence.judge(self.index, results, self.dated, self.similar(question))
-        phrased = self._phrased(results)
+        phrased = None if judgement.answer else self._phrased(question, results)
         if phrased is not None:
-            judgement = replace(judgement, answer=True, entry_id=phrased, phrased=True, missing=())
-            return Decision(self.short_reply(phrased, results, judgement.probability), results, judgement)
+            judgement = self._judged(question, results, phrased, judgement.needed)
+            return Decision(self.short_reply(judgement.entry_id, results, judgement.probability), results, judgement)
         parts = self._two_parts(question, results, judgement)
         if parts is not None:
             return Decision(self.both(parts), results, judgement)
@@ -87,24 +89,35 @@ class Answers:
             return Decision(self.small_talk("greeting"), results, judgement)
         return Decision(self.decline(results, judgement), results, judgement)
 
-    def _phrased(self, results: Results) -> str | None:
-        """The one entry among the hits that has the question, word for word, as a phrasing (its question,
-        an alternate, its title or alias, a taught phrasing): the knowledge says so, whatever the model
-        makes of the match. Content words are compared, so "what are devs paid?" is "what are developers
-        paid", while one more word ("... in germany") is another question."""
-        if self.surface is None or not results.words:
+    def _phrased(self, question: str, results: Results) -> int | None:
+        """Where among the hits is the one entry that has the question, word for word, as a way of asking
+        for it: a FAQ's question or alternate, or a phrasing taught for the entry. The knowledge says
+        so, so a question the model would decline is answered from it. Every word counts, stop words
+        too ("when should we ..." is not "should we ..."), after aliases and folding; a question
+        whose words had to be corrected is never one, nor is a bare title or alias (a topic's name
+        is not a narrower FAQ's question)."""
+        if results.corrections or not results.words:
             return None
-        asked = tuple(results.words)
-        found = [h.entry_id for h in results.hits if asked in self._said(h.entry_id)]
+        asked = self.index.analyzer.typed(question)
+        found = [rank for rank, h in enumerate(results.hits) if asked in self._said(h.entry_id)]
         return found[0] if len(found) == 1 else None
 
     def _said(self, entry_id: str) -> frozenset[tuple[str, ...]]:
-        """The content words of each of an entry's phrasings, read once."""
-        said = self._phrasings.get(entry_id)
+        """The words of each way of asking for an entry, read once."""
+        said = self._asked.get(entry_id)
         if said is None:
-            said = frozenset(tuple(self.index.analyzer.words(p)) for p in self.surface.phrasings(entry_id))
-            self._phrasings[entry_id] = said
+            faq = self.kb.faqs.get(entry_id)
+            texts = ((faq.question, *faq.alternates) if faq else ()) + tuple(self.taught.get(entry_id, ()))
+            said = frozenset(self.index.analyzer.typed(t) for t in texts)
+            self._asked[entry_id] = said
         return said
+
+    def _judged(self, question: str, results: Results, rank: int, needed: float) -> Judgement:
+        """The judgement of an answer from the hit at `rank` that the question is a phrasing of: its own
+        features and probability, answered whatever they are."""
+        hit = results.hits[rank]
+        f = features(self.index, results, hit, rank, self.dated, self.similar(question))
+        return Judgement(True, hit.entry_id, self.confidence.probability(f), needed, f, phrased=True)
 
     def _two_parts(self, question: str, whole: Results, judgement: Judgement) -> list[tuple[str, Results, float]] | None:
         """The parts of a two-part question that different entries answer, if it is one."""

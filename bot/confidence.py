@@ -103,7 +103,7 @@ class Confidence:
         self.model = model
         self.threshold = threshold
 
-    def judge(self, index: Index, results: Results, dated: Dated = undated, similar: Similar = unphrased) -> Judgement:
+    def judge(self, index: Index, results: Results, dated: Dated, similar: Similar) -> Judgement:
         """The best candidate by the model, and whether it clears the threshold. `dated(entry_id)`
         is the years an entry is current as of (its sources' years): asking about one of them is
         asking what the entry says. `similar(entry_id)` is the question's closeness to the entry's
@@ -136,8 +136,8 @@ class Confidence:
         return self.model.probability([f[name] for name in FEATURES])
 
 
-def features(index: Index, results: Results, hit: Hit, rank: int, dated: Dated = undated,
-             similar: Similar = unphrased, words: "_Words | None" = None) -> dict[str, float]:
+def features(index: Index, results: Results, hit: Hit, rank: int, dated: Dated, similar: Similar,
+             words: "_Words | None" = None) -> dict[str, float]:
     """The features of one candidate entry for one question (`words`: the question's words, when
     already weighed for this and the other candidates)."""
     if words is None or hit.entry_id not in words.held:

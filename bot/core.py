@@ -110,7 +110,7 @@ class TrendBot:
         self.tips: DailyTips | None = None
         self.learning: Learning | None = None
         self.answers = Answers(kb, self.index, confidence or Confidence(Model.load()), self._sources, self._related,
-                               Surface.of(docs))
+                               Surface.of(docs), learned)
         # `/trend <name>` accepts a trend's title, id or any of its aliases; a free question that
         # is only a name must be a title, an id or an alias the title itself names ("docker" for
         # "Containers and Docker"), since other aliases name narrower things ("rbac" is an alias

@@ -220,6 +220,8 @@ def _distinct(values: np.ndarray) -> np.ndarray:
 def _codes(values: np.ndarray, levels: np.ndarray, chunk: int = 1 << 20) -> np.ndarray:
     """Where each value is among the few distinct `levels` (ascending), as uint8, a chunk at a time
     so no int64 array of the values' length is ever made."""
+    if len(levels) > 256:
+        raise ValueError(f"{len(levels)} presence levels: at most 256 fit a uint8 code")
     out = np.empty(len(values), dtype=np.uint8)
     for at in range(0, len(values), chunk):
         out[at:at + chunk] = np.searchsorted(levels, values[at:at + chunk])

@@ -288,10 +288,15 @@ def test_the_fitting_sorts_agree_with_numpys():
     rng = np.random.default_rng(7)
     cases = [rng.integers(0, 50, 2000), rng.integers(0, 2**40, 3000), rng.integers(-5, 5, 100),
              rng.integers(2**60, 2**62, 50), np.zeros(0, dtype=np.int64), rng.integers(0, 3, 10).astype(np.uint16),
-             rng.random(500).astype(np.float32)]
+             rng.choice(np.float32([0.2, 0.5, 1.0]), 500)]
     for values in cases:
         assert np.array_equal(fitting._stable_order(values), np.argsort(values, kind="stable")), values.dtype
         assert np.array_equal(fitting._distinct(values), np.unique(values))
+        if values.dtype.kind == "f" and len(values):
+            levels = fitting._distinct(values)
+            for chunk in (1, 7, 1 << 20):
+                codes = fitting._codes(values, levels, chunk=chunk)
+                assert codes.dtype == np.uint8 and np.array_equal(levels[codes], values)
         found, first, inverse, counts = fitting._unique(values)
         expected = np.unique(values, return_index=True, return_inverse=True, return_counts=True)
         for mine, theirs in zip((found, first, inverse, counts), expected):
