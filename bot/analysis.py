@@ -66,6 +66,11 @@ def clean(text: str) -> str:
     return _SPACES.sub(" ", "".join(out)).strip()
 
 
+def unmentioned(text: str) -> str:
+    """The text with platform mentions and bare @words blanked out (who or where, not what)."""
+    return _MENTION.sub(" ", text) if "@" in text or "<" in text else text
+
+
 def fold(text: str) -> str:
     """Lowercase and strip accents, for matching."""
     if text.isascii():

@@ -10,10 +10,12 @@ entry as a button.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from bot import compose, smalltalk
+from bot.analysis import fold
 from bot.confidence import Confidence, Judgement, Similar, features, unphrased
 from bot.knowledge import Faq, Knowledge, Trend
 from bot.replies import Reply, SourceRef, Suggestion
@@ -24,6 +26,15 @@ SUGGEST_FLOOR = 0.03  # hits below this are not "related" enough to suggest
 PART_HOLD = 0.6  # share of a part's weight the whole question's entry must hold to answer that part too
 # Where a message joins two questions: "x and y", "x + y", "x? y", "x; also y", "two things: x, y".
 _JOINS = re.compile(r"\s*(?:\?+\s+|;\s*|\s\+\s|\s&\s|,?\s+(?:and also|and|also|plus|as well as)\s+)", re.IGNORECASE)
+
+
+def _plain_latin(text: str) -> bool:
+    """Whether the words of a text are all it says: no mention or markup, and no letter, number or
+    symbol that folding leaves outside ASCII (the words would silently drop it)."""
+    if "@" in text or "<" in text:
+        return False
+    folded = fold(text)
+    return folded.isascii() or not any(unicodedata.category(c)[0] in "LNS" for c in folded if not c.isascii())
 
 
 @dataclass(frozen=True)
@@ -76,9 +87,10 @@ class Answers:
             return Decision(self.small_talk(kind), None)
         results = self.index.search(question)
         judgement = self.confidence.judge(self.index, results, self.dated, self.similar(question))
-        phrased = None if judgement.answer else self._phrased(question, results)
+        phrased = self._phrased(question, results)
         if phrased is not None:
-            judgement = self._judged(question, results, phrased, judgement.needed)
+            if not (judgement.answer and judgement.entry_id == results.hits[phrased].entry_id):
+                judgement = self._judged(question, results, phrased, judgement.needed)
             return Decision(self.short_reply(judgement.entry_id, results, judgement.probability), results, judgement)
         parts = self._two_parts(question, results, judgement)
         if parts is not None:
@@ -92,11 +104,12 @@ class Answers:
     def _phrased(self, question: str, results: Results) -> int | None:
         """Where among the hits is the one entry that has the question, word for word, as a way of asking
         for it: a FAQ's question or alternate, or a phrasing taught for the entry. The knowledge says
-        so, so a question the model would decline is answered from it. Every word counts, stop words
-        too ("when should we ..." is not "should we ..."), after aliases and folding; a question
-        whose words had to be corrected is never one, nor is a bare title or alias (a topic's name
-        is not a narrower FAQ's question)."""
-        if results.corrections or not results.words:
+        so: it is answered from that entry, as one question, whatever the model makes of it. Every
+        word counts, stop words too ("when should we ..." is not "should we ..."), after aliases and
+        folding; a question whose words had to be corrected is never one, nor one holding what the
+        words leave out (a mention, a letter or symbol outside the Latin alphabet: "... earn 🇮🇳?"),
+        nor a bare title or alias (a topic's name is not a narrower FAQ's question)."""
+        if results.corrections or not results.words or not _plain_latin(question):
             return None
         asked = self.index.analyzer.typed(question)
         found = [rank for rank, h in enumerate(results.hits) if asked in self._said(h.entry_id)]

@@ -113,6 +113,7 @@ class Reloader:
                     return "rejected"
             bot = TrendBot(kb, confidence=self.live.current.answers.confidence, learned=learned,
                            cache=self.live.current.cache)
+            bot.answers.surface.warm()  # in this thread, not on the first question the new version answers
             self.live.replace(bot)
             self.loaded = Loaded(now, time.time(), kb.counts(), kb.warnings)
             self.rejected = []

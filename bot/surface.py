@@ -17,7 +17,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 
-from bot.analysis import fold
+from bot.analysis import fold, unmentioned
 from bot.retrieval import Document
 
 # Words are runs of letters and digits after folding (lower case, accents off), as the index reads
@@ -30,7 +30,8 @@ Vector = dict[str, float]
 
 
 def _tokens(text: str) -> list[bytes]:
-    return fold(text).encode("utf-8", "replace").translate(_SPACES).split()
+    # Mentions ("<!here>", "@everyone") are who, not what: the index leaves them out too.
+    return fold(unmentioned(text)).encode("utf-8", "replace").translate(_SPACES).split()
 
 
 def _words(text: str) -> Counter[str]:
@@ -77,6 +78,10 @@ class Surface:
     def of(cls, documents: Iterable[Document]) -> "Surface":
         """The view over the phrasing fields of index documents."""
         return cls((d.id, [t for f in d.fields if f.phrasings for t in f.texts]) for d in documents)
+
+    def warm(self) -> None:
+        """Count the IDF now (at a start or a reload, off any request)."""
+        self.idf
 
     def phrasings(self, entry_id: str) -> list[str]:
         """The entry's phrasings as written (none for an unknown id)."""

@@ -221,6 +221,7 @@ def test_a_reload_builds_the_new_version_beside_the_old_through_the_cache(tmp_pa
     os.utime(entries, ns=(before + 10**9, before + 10**9))
     assert reloader.check() == "reloaded"
     assert live.current is not old and live.current.cache is cache and old.index is not live.current.index
+    assert live.current.answers.surface._idf is not None  # counted by the reload, not by the next question
     assert len(fits) == 2 and len(index_files(tmp_path / "cache")) == 2
 
 

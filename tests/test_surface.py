@@ -59,7 +59,8 @@ def test_the_model_sees_the_surface_feature_of_each_candidate(shipped_bot):
 def test_any_text_is_read_without_error_folded_and_split_at_punctuation():
     sim = VIEW.similarity("what\u00a0is edge-computing?! \ud800 \U0001f680 ¿qué?")
     assert sim("edge-what") == pytest.approx(1.0)  # the words no phrasing uses are left out
-    for typed in ("what is edge/computing", "What\u00a0is \u201cedge computing\u201d?", "whát is EDGE computing"):
+    for typed in ("what is edge/computing", "What\u00a0is \u201cedge computing\u201d?", "whát is EDGE computing",
+                  "<!here> @everyone what is edge computing <@U123>"):
         assert VIEW.similarity(typed)("edge-what") == pytest.approx(1.0), typed
 
 
@@ -95,7 +96,8 @@ def test_a_question_that_is_word_for_word_a_phrasing_is_answered_from_its_entry(
     # Another question is the model's to decide, and this one trusts nothing: a word more or less,
     # a stop word that changes the question, a word that had to be corrected, a topic's alias.
     for text in ("does lambda save money in germany", "does lambda save", "when does lambda save money",
-                 "does lambda save monney", "functions as a service"):
+                 "does lambda save monney", "functions as a service", "does lambda save money \U0001f1ee\U0001f1f3",
+                 "does lambda save money @faang", "does lambda save money \u5728\u5370\u5ea6"):
         assert not bot.explain(Incoming(text)).reply.answered, text
 
 
@@ -111,3 +113,9 @@ def test_a_phrasing_two_entries_share_is_left_to_the_model(mini_kb):
     assert _strict(mini_kb, learned={"kubernetes": ("zebra budget pipeline",)}).explain(
         Incoming("zebra budget pipeline")).reply.entry_id == "kubernetes"
     assert not _strict(mini_kb, learned=both).explain(Incoming("zebra budget pipeline")).reply.answered
+
+
+def test_a_phrasing_is_answered_as_one_question_even_when_it_reads_as_two(shipped_bot):
+    # An alternate of the FAQ, with an "and" in it: the model alone answers the topic and splits it in two.
+    reply = shipped_bot.handle(Incoming("which emerging languages and frameworks are rising"))
+    assert reply.entry_id == "emerging-backend-languages" and not reply.entries

@@ -422,6 +422,7 @@ def run(config: Config, found: Mapping[str, Any], kb: Knowledge, knowledge_dir: 
         return 2
     try:
         live = LiveBot(wiring.bot(kb, config, store))
+        live.current.answers.surface.warm()
         platforms = [registry.surface(name).connect(live, wiring.inbox(store, name, config), settings, announce)
                      for name, settings in found.items()]
 
