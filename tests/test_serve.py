@@ -362,7 +362,7 @@ def test_serve_runs_both_platforms_reloads_on_sighup_and_stops_on_sigterm(tmp_pa
             slack_port = p.port("listening for Slack on")
             poll(lambda: p.health(http)[1]["status"] == "ok")
 
-            question = "is serverless cheaper for our team, asking for a friend?"
+            question = "is serverless cheaper than running servers? asking for a friend"
             event = fixture("message_im")
             event["event"]["text"] = question
             assert send_signed(slack_port, json.dumps(event).encode(), "application/json")[0] == 200
