@@ -86,11 +86,12 @@ class Answers:
         if kind is not None:
             return Decision(self.small_talk(kind), None)
         results = self.index.search(question)
-        judgement = self.confidence.judge(self.index, results, self.dated, self.similar(question))
+        similar = self.similar(question)
+        judgement = self.confidence.judge(self.index, results, self.dated, similar)
         phrased = self._phrased(question, results)
         if phrased is not None:
             if not (judgement.answer and judgement.entry_id == results.hits[phrased].entry_id):
-                judgement = self._judged(question, results, phrased, judgement.needed)
+                judgement = self._judged(results, phrased, similar, judgement.needed)
             return Decision(self.short_reply(judgement.entry_id, results, judgement.probability), results, judgement)
         parts = self._two_parts(question, results, judgement)
         if parts is not None:
@@ -125,11 +126,11 @@ class Answers:
             self._asked[entry_id] = said
         return said
 
-    def _judged(self, question: str, results: Results, rank: int, needed: float) -> Judgement:
+    def _judged(self, results: Results, rank: int, similar: Similar, needed: float) -> Judgement:
         """The judgement of an answer from the hit at `rank` that the question is a phrasing of: its own
         features and probability, answered whatever they are."""
         hit = results.hits[rank]
-        f = features(self.index, results, hit, rank, self.dated, self.similar(question))
+        f = features(self.index, results, hit, rank, self.dated, similar)
         return Judgement(True, hit.entry_id, self.confidence.probability(f), needed, f, phrased=True)
 
     def _two_parts(self, question: str, whole: Results, judgement: Judgement) -> list[tuple[str, Results, float]] | None:

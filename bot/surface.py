@@ -83,10 +83,6 @@ class Surface:
         """Count the IDF now (at a start or a reload, off any request)."""
         self.idf
 
-    def phrasings(self, entry_id: str) -> list[str]:
-        """The entry's phrasings as written (none for an unknown id)."""
-        return self._texts.get(entry_id, [])
-
     def _vector(self, words: Counter[str]) -> Vector:
         idf = self.idf
         return _unit({w: (1.0 + math.log(k)) * idf[w] for w, k in words.items() if w in idf})
