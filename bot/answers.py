@@ -88,7 +88,7 @@ class Answers:
         results = self.index.search(question)
         similar = self.similar(question)
         judgement = self.confidence.judge(self.index, results, self.dated, similar)
-        phrased = self._phrased(question, results)
+        phrased = self.phrased(question, results)
         if phrased is not None:
             if not (judgement.answer and judgement.entry_id == results.hits[phrased].entry_id):
                 judgement = self._judged(results, phrased, similar, judgement.needed)
@@ -102,7 +102,7 @@ class Answers:
             return Decision(self.small_talk("greeting"), results, judgement)
         return Decision(self.decline(results, judgement), results, judgement)
 
-    def _phrased(self, question: str, results: Results) -> int | None:
+    def phrased(self, question: str, results: Results) -> int | None:
         """Where among the hits is the one entry that has the question, word for word, as a way of asking
         for it: a FAQ's question or alternate, or a phrasing taught for the entry. The knowledge says
         so: it is answered from that entry, as one question, whatever the model makes of it. Every

@@ -236,7 +236,12 @@ class TrendBot:
         """
         trend = self.find_topic(question, self._title_names)
         if trend is not None:
-            return Decision(self.answers.short_reply(trend.id, self.index.search(question), 1.0), None)
+            results = self.index.search(question)
+            # A near miss of a topic's name that is word for word a FAQ's question or alternate is that
+            # FAQ's ("aws monitoring" is cloud monitoring's, not the AI-monitoring topic's).
+            named = self.analyzer.expand(question).strip(" ?!.") in self._title_names
+            if named or self.answers.phrased(question, results) is None:
+                return Decision(self.answers.short_reply(trend.id, results, 1.0), None)
         return self.answers.answer(question)
 
     def learning_command(self, verb: str, rest: str, incoming: Incoming) -> Reply:

@@ -177,3 +177,11 @@ def test_help_lists_the_daily_tip_commands_in_the_platforms_form(mini_bot):
     text = ask(mini_bot, "help", spell=spell).text
     assert "`!subscribe`" in text and "`!subscribe 09:00 Europe/Berlin serverless`" in text and "`!unsubscribe`" in text
     assert "/trend subscribe" not in text
+
+
+def test_a_near_miss_of_a_topic_name_that_is_a_faqs_alternate_gets_that_faq(shipped_bot, shipped_kb):
+    # "aws monitoring" is one fuzzy step from the "AI monitoring" topic, and an alternate of cloud monitoring.
+    assert "aws monitoring" in shipped_kb.faqs["cloud-monitoring"].alternates
+    assert shipped_bot.handle(Incoming("aws monitoring")).entry_id == "cloud-monitoring"
+    assert shipped_bot.handle(Incoming("ai monitoring")).entry_id == "ai-monitoring"  # the topic's own name
+    assert shipped_bot.handle(Incoming("kubernets")).entry_id == "kubernetes"  # a typo of one still finds it
