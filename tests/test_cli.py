@@ -163,3 +163,13 @@ def test_version_from_the_command_and_the_module():
         out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=60)
         assert out.returncode == 0, out.stderr
         assert out.stdout == f"trendbot {version}\n", cmd
+
+
+def test_explain_says_what_the_judgement_decided_not_what_its_rounded_figures_suggest():
+    from trendbot import cli
+
+    base = {"entry_id": None, "score": 0.7, "answered": False, "kind": "decline"}
+    close = {"candidate": "x", "probability": 0.6988, "needed": 0.6988, "missing": [], "features": {}}
+    declined = cli._format_explanation({**base, "confidence": {**close, "answer": False}})
+    answered = cli._format_explanation({**base, "confidence": {**close, "answer": True}})
+    assert declined.splitlines()[1].endswith("-> decline") and answered.splitlines()[1].endswith("-> answer")

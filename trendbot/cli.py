@@ -297,7 +297,8 @@ def _explanation(decision) -> dict:
     j = getattr(decision, "judgement", None)
     if j is not None:
         out["confidence"] = {"candidate": j.entry_id, "probability": round(j.probability, 4),
-                             "needed": round(j.needed, 4), "missing": list(j.missing), "phrased": j.phrased,
+                             "needed": round(j.needed, 4), "answer": j.answer, "missing": list(j.missing),
+                             "phrased": j.phrased,
                              "features": {k: round(v, 4) for k, v in j.features.items()}}
     if reply.entries:
         out["parts"] = list(reply.entries)
@@ -316,7 +317,7 @@ def _format_explanation(e: dict) -> str:
             lines.append(f"  {i}. {h['entry_id']}  {h['score']}")
     c = e.get("confidence")
     if c:
-        verdict = "answer" if c["probability"] >= c["needed"] else "decline"
+        verdict = "answer" if c["answer"] else "decline"  # the judgement's own, not the rounded figures
         if c.get("phrased"):
             verdict = "answer (the question is one of its phrasings, word for word)"
         lines.append(f"confidence: {c['candidate'] or '(none)'} p={c['probability']} needs {c['needed']} -> {verdict}")
