@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from bot import compose, smalltalk
 from bot.analysis import fold
-from bot.confidence import Confidence, Judgement, Similar, features, unphrased
+from bot.confidence import Confidence, Judgement, Similar, features
 from bot.knowledge import Faq, Knowledge, Trend
 from bot.replies import Reply, SourceRef, Suggestion
 from bot.retrieval import Index, Results
@@ -51,7 +51,7 @@ class Answers:
 
     def __init__(self, kb: Knowledge, index: Index, confidence: Confidence,
                  sources: Callable[[tuple[str, ...]], tuple[SourceRef, ...]],
-                 related: Callable[[tuple[str, ...]], tuple[Suggestion, ...]], surface: Surface | None = None,
+                 related: Callable[[tuple[str, ...]], tuple[Suggestion, ...]], surface: Surface,
                  taught: Mapping[str, tuple[str, ...]] | None = None):
         self.kb = kb
         self.taught = dict(taught or {})  # entry id -> the phrasings managers taught for it
@@ -75,17 +75,18 @@ class Answers:
         return years
 
     def similar(self, question: str) -> Similar:
-        """The question's closeness to each entry's phrasings as typed (none without a surface view)."""
-        return unphrased if self.surface is None else self.surface.similarity(question)
+        """The question's closeness to each entry's phrasings as typed."""
+        return self.surface.similarity(question)
 
     # -- the decision -------------------------------------------------------------------------
 
-    def answer(self, question: str) -> Decision:
-        """Answer one free question, or decline it."""
+    def answer(self, question: str, results: Results | None = None) -> Decision:
+        """Answer one free question, or decline it (`results`: its search, when already made)."""
         kind = smalltalk.classify(question)
         if kind is not None:
             return Decision(self.small_talk(kind), None)
-        results = self.index.search(question)
+        if results is None:
+            results = self.index.search(question)
         similar = self.similar(question)
         judgement = self.confidence.judge(self.index, results, self.dated, similar)
         phrased = self.phrased(question, results)

@@ -38,11 +38,6 @@ def undated(entry_id: str) -> tuple[str, ...]:
     return ()
 
 
-def unphrased(entry_id: str) -> float:
-    """No view of the question as typed."""
-    return 0.0
-
-
 def specificity(word: str) -> float:
     """How much a word names a particular thing: 1 for words English doesn't use, less for common ones."""
     if word.isdigit():

@@ -235,14 +235,14 @@ class TrendBot:
         that topic's summary with "More" for the card (`/trend <topic>` shows the card at once).
         """
         trend = self.find_topic(question, self._title_names)
-        if trend is not None:
-            results = self.index.search(question)
-            # A near miss of a topic's name that is word for word a FAQ's question or alternate is that
-            # FAQ's ("aws monitoring" is cloud monitoring's, not the AI-monitoring topic's).
-            named = self.analyzer.expand(question).strip(" ?!.") in self._title_names
-            if named or self.answers.phrased(question, results) is None:
-                return Decision(self.answers.short_reply(trend.id, results, 1.0), None)
-        return self.answers.answer(question)
+        if trend is None:
+            return self.answers.answer(question)
+        results = self.index.search(question)
+        # A near miss of a topic's name that is word for word a FAQ's question or alternate is that
+        # FAQ's ("aws monitoring" is cloud monitoring's, not the AI-monitoring topic's).
+        if self._topic_key(question) in self._title_names or self.answers.phrased(question, results) is None:
+            return Decision(self.answers.short_reply(trend.id, results, 1.0), None)
+        return self.answers.answer(question, results)
 
     def learning_command(self, verb: str, rest: str, incoming: Incoming) -> Reply:
         """`good`/`bad ID` (a vote), `report` and `teach ENTRY_ID QUESTION` (managers only)."""
@@ -294,13 +294,17 @@ class TrendBot:
     def find_topic(self, name: str, names: dict[str, str] | None = None) -> Trend | None:
         """The trend a /trend argument names (fuzzy on titles, ids and aliases), if any."""
         names = self._topic_names if names is None else names
-        key = self.analyzer.expand(name).strip(" ?!.")
+        key = self._topic_key(name)
         if not key:
             return None
         if key in names:
             return self.kb.trends[names[key]]
         found = process.extractOne(key, names.keys(), scorer=fuzz.ratio, score_cutoff=TOPIC_MATCH)
         return self.kb.trends[names[found[0]]] if found else None
+
+    def _topic_key(self, name: str) -> str:
+        """How a topic name is looked up: expanded, without trailing punctuation."""
+        return self.analyzer.expand(name).strip(" ?!.")
 
     def topics(self) -> Reply:
         """The list of trend topics."""
