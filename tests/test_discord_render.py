@@ -56,7 +56,7 @@ def test_topic_card_is_an_embed_with_key_points_tools_and_sources(shipped_bot):
     (embed,) = message.embeds
     check_limits([message])
     assert embed["title"] == "Serverless computing" and embed["url"].startswith("https://")
-    assert embed["description"].startswith("Serverless lets you ship only your code")
+    assert embed["description"].startswith("Serverless computing means you no longer manage servers")
     names = [f["name"] for f in embed["fields"]]
     assert names == ["Key points", "Tools", "Sources"]
     points = embed["fields"][0]["value"].split("\n")
