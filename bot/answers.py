@@ -140,7 +140,10 @@ class Answers:
         if len(pieces) < 2:
             return None
         found: list[tuple[str, Results, float]] = []
-        for piece in pieces[:3]:
+        pieces = pieces[:3]
+        for n, piece in enumerate(pieces):
+            if len(found) + len(pieces) - n < 2:
+                break  # the pieces left can no longer make two answered parts
             results = self.index.search(piece)
             part = self.confidence.judge(self.index, results, self.dated, self.similar(piece))
             if part.answer and all(part.entry_id != f[0] for f in found):

@@ -140,11 +140,11 @@ def features(index: Index, results: Results, hit: Hit, rank: int, dated: Dated, 
     others = [h.score for h in results.hits[:CANDIDATES + 1] if h is not hit]
     weights = words.weights
     holds = words.held[hit.entry_id]
-    years = dated(hit.entry_id)
-    held = {w: holds[w] or bool(_year(w) and w in years) for w in weights}
-    total = sum(weights.values()) or 1.0
+    years = dated(hit.entry_id) if words.years else ()
+    held = {w: holds[w] or (w in words.years and w in years) for w in weights}
+    total = words.total
     uncovered = [w for w in weights if not held[w]]
-    numbers = [w for w in results.words if _year(w)]
+    numbers = words.numbers
     return {
         "score": hit.score,
         "doc": hit.doc,
@@ -177,6 +177,9 @@ class _Words:
                 columns[word] = column
         holding = index.holding(entry_ids, list(columns.values()))
         self.held = {e: {w: columns.get(w) in found for w in self.weights} for e, found in zip(entry_ids, holding)}
+        self.total = sum(self.weights.values()) or 1.0
+        self.numbers = [w for w in results.words if _year(w)]  # years asked about, as often as asked
+        self.years = frozenset(self.numbers)
 
 
 def _missing(index: Index, results: Results, hit: Hit | None, dated: Dated = undated) -> tuple[str, ...]:

@@ -32,6 +32,8 @@ DOC_WEIGHT, PHRASE_WEIGHT, COVER_WEIGHT = 0.25, 0.40, 0.35
 COVERAGE_POWER = 1.5  # how hard unknown words pull the score down
 ENGLISH_MIN_FREQUENCY = 100  # a word this common in English is a word, not a typo to correct
 GATHER_LIMIT = 5_000  # postings a query reads at once; above it, terms are opened shortest first
+HELD_ROWS = 4_096  # a term used by at most this many entries keeps their rows as a set, for "does it hold"
+HELD_KEPT = 8_192  # such sets kept at once; past that the kept ones are let go
 
 
 @dataclass(frozen=True)
@@ -174,6 +176,7 @@ class Index:
                 buckets[(len(w), 0, w[0])].append(w)
                 buckets[(len(w), 1, w[1])].append(w)
         self._buckets = dict(buckets)
+        self._held: dict[int, frozenset[int]] = {}  # term column -> the rows of the entries holding it
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -230,10 +233,21 @@ class Index:
     def has(self, entry_id: str, column: int) -> bool:
         """Whether the entry holds the term anywhere (any field)."""
         start, end = self._entries.span(column)
-        rows = self._entries.rows
         row = self._rows[entry_id]
+        if end - start <= HELD_ROWS:
+            return row in self._rows_holding(column, start, end)
+        rows = self._entries.rows
         at = start + int(np.searchsorted(rows[start:end], row))
         return at < end and int(rows[at]) == row
+
+    def _rows_holding(self, column: int, start: int, end: int) -> frozenset[int]:
+        """The rows of the entries that hold a term, as a set: made once per term, and kept."""
+        found = self._held.get(column)
+        if found is None:
+            if len(self._held) >= HELD_KEPT:
+                self._held = {}
+            found = self._held[column] = frozenset(self._entries.rows[start:end].tolist())
+        return found
 
     def holding(self, entry_ids: Sequence[str], columns: Sequence[int]) -> list[set[int]]:
         """For each entry, which of the columns it holds: one lookup per column for all the entries."""
@@ -241,10 +255,17 @@ class Index:
         if not entry_ids:
             return found
         rows = self._entries.rows
-        wanted = np.asarray([self._rows[e] for e in entry_ids], dtype=rows.dtype)
+        mine = [self._rows[e] for e in entry_ids]
+        wanted = np.asarray(mine, dtype=rows.dtype)
         indptr = self._entries.indptr
         for column in dict.fromkeys(columns):
             start, end = int(indptr[column]), int(indptr[column + 1])
+            if end - start <= HELD_ROWS:
+                held = self._rows_holding(column, start, end)
+                for i, row in enumerate(mine):
+                    if row in held:
+                        found[i].add(column)
+                continue
             segment = rows[start:end]
             at = np.searchsorted(segment, wanted)
             inside = at < len(segment)

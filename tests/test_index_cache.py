@@ -252,6 +252,29 @@ def test_holding_agrees_with_a_lookup_per_entry_and_term(shipped_bot):
     assert index.holding([], columns) == [] and index.holding(entries, []) == [set()] * len(entries)
 
 
+def test_a_term_used_by_few_entries_answers_from_its_kept_set_as_the_postings_do(shipped_bot, monkeypatch):
+    from bot import retrieval
+
+    index = shipped_bot.index
+    entries = index.ids[::7]
+    columns = list(range(0, len(index.vocabulary), 3))
+    by_sets = index.holding(entries, columns), [[index.has(e, c) for c in columns] for e in entries]
+    assert index._held and any(by_sets[0]) and not all(all(row) for row in by_sets[1])
+    monkeypatch.setattr(retrieval, "HELD_ROWS", -1)  # every term looked up in its postings instead
+    assert (index.holding(entries, columns), [[index.has(e, c) for c in columns] for e in entries]) == by_sets
+
+
+def test_the_kept_sets_are_bounded(shipped_bot, monkeypatch):
+    from bot import retrieval
+
+    index = shipped_bot.index
+    monkeypatch.setattr(retrieval, "HELD_KEPT", 10)
+    monkeypatch.setattr(index, "_held", {})
+    for column in range(50):
+        index.has(index.ids[0], column)
+        assert len(index._held) <= 10
+
+
 def test_the_arrays_round_trip_through_a_file(mini_kb, tmp_path):
     data = fitting.fit(documents(mini_kb), Analyzer(mini_kb.aliases))
     index_cache.save(tmp_path / "index-k.npz", "k", data)
