@@ -264,6 +264,20 @@ def test_a_term_used_by_few_entries_answers_from_its_kept_set_as_the_postings_do
     assert (index.holding(entries, columns), [[index.has(e, c) for c in columns] for e in entries]) == by_sets
 
 
+def test_bigrams_found_through_the_dict_are_those_of_the_sorted_keys(shipped_bot, monkeypatch):
+    from bot import retrieval
+
+    vocabulary = shipped_bot.index.vocabulary
+    stems = [t for t in vocabulary if " " not in t][:300]
+    known = [t for t in vocabulary if " " in t][:300]
+    asked = [w for t in known for w in t.split()] + stems + ["nosuchword", stems[0]]
+    by_dict, known_by_dict = vocabulary.terms(asked), [vocabulary.get(t) for t in known]
+    assert vocabulary._bigram_dict and None not in known_by_dict
+    assert sum(c is not None for c in by_dict[len(asked):]) >= 150  # the pairs that are bigrams were found
+    monkeypatch.setattr(retrieval, "BIGRAMS_AS_DICT", -1)  # the sorted keys only
+    assert vocabulary.terms(asked) == by_dict and [vocabulary.get(t) for t in known] == known_by_dict
+
+
 def test_the_kept_sets_are_bounded(shipped_bot, monkeypatch):
     from bot import retrieval
 
