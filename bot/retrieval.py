@@ -32,6 +32,7 @@ DOC_WEIGHT, PHRASE_WEIGHT, COVER_WEIGHT = 0.25, 0.40, 0.35
 COVERAGE_POWER = 1.5  # how hard unknown words pull the score down
 ENGLISH_MIN_FREQUENCY = 100  # a word this common in English is a word, not a typo to correct
 GATHER_LIMIT = 5_000  # postings a query reads at once; above it, terms are opened shortest first
+DENSE_ROWS = 20_000  # up to this many entries (or phrasings), a search sums scores over all of them at once
 HELD_ROWS = 4_096  # a term used by at most this many entries keeps their rows as a set, for "does it hold"
 HELD_KEPT = 8_192  # such sets kept at once; past that the kept ones are let go
 
@@ -365,13 +366,11 @@ class Index:
         e, p = self._entries, self._phrases
         weights = q[terms]
         at, lengths = _ranges(spans[0][terms], spans[1][terms])
-        rows, inverse = _group(e.rows[at])
         each = np.repeat(weights, lengths)
-        doc = np.bincount(inverse, weights=e.values[at] * each, minlength=len(rows))
-        cover = np.bincount(inverse, weights=self._levels[self.data.presence[at]] * (each * each), minlength=len(rows))
+        rows, (doc, cover) = _sums(e.rows[at], len(self.ids), e.values[at] * each,
+                                   self._levels[self.data.presence[at]] * (each * each))
         at, lengths = _ranges(spans[2][terms], spans[3][terms])
-        phrases, inverse = _group(p.rows[at])
-        per_phrase = np.bincount(inverse, weights=p.values[at] * np.repeat(weights, lengths), minlength=len(phrases))
+        phrases, (per_phrase,) = _sums(p.rows[at], len(self._owner), p.values[at] * np.repeat(weights, lengths))
         owners = self._owner[phrases].astype(np.int64)
         rows = rows.astype(np.int64)
         at = np.searchsorted(rows, owners)
@@ -441,6 +440,19 @@ def _bound(doc: float, cover: float, phrase: float) -> float:
     q*max phrasing value): a unit vector's dot product with them is also at most their length."""
     length = float(np.sqrt(cover))
     return (DOC_WEIGHT * min(doc, length) + COVER_WEIGHT * cover + PHRASE_WEIGHT * min(phrase, length)) * (1 + 1e-5) + 1e-9
+
+
+def _sums(keys: np.ndarray, size: int, *weights: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The distinct keys (rows below `size`), ascending, and each weight array summed per key, in
+    the keys' order (as bincount adds them). Up to DENSE_ROWS rows the sums are taken over all rows
+    at once, a few numpy calls; past that only over the keys found, so a search of a large index
+    costs its postings, not the index's length. Both give the same bits."""
+    if size <= DENSE_ROWS:
+        keys = keys.astype(np.intp)
+        distinct = np.flatnonzero(np.bincount(keys, minlength=size))
+        return distinct, [np.bincount(keys, weights=w, minlength=size)[distinct] for w in weights]
+    distinct, inverse = _group(keys)
+    return distinct, [np.bincount(inverse, weights=w, minlength=len(distinct)) for w in weights]
 
 
 def _group(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

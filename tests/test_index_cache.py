@@ -278,6 +278,17 @@ def test_bigrams_found_through_the_dict_are_those_of_the_sorted_keys(shipped_bot
     assert vocabulary.terms(asked) == by_dict and [vocabulary.get(t) for t in known] == known_by_dict
 
 
+def test_summing_over_every_row_or_over_the_rows_found_gives_the_same_bits(shipped_bot, monkeypatch):
+    from bot import retrieval
+    from bot.evaluation import load_part
+
+    questions = [c.question for c in load_part("held-out")][:120]
+    dense = [shipped_bot.index.search(q) for q in questions]
+    monkeypatch.setattr(retrieval, "DENSE_ROWS", -1)  # as in an index of more than DENSE_ROWS entries
+    assert [shipped_bot.index.search(q) for q in questions] == dense
+    assert sum(len(r.hits) for r in dense) > 300
+
+
 def test_the_kept_sets_are_bounded(shipped_bot, monkeypatch):
     from bot import retrieval
 
