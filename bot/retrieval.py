@@ -35,6 +35,7 @@ GATHER_LIMIT = 5_000  # postings a query reads at once; above it, terms are open
 DENSE_ROWS = 20_000  # up to this many entries (or phrasings), a search sums scores over all of them at once
 HELD_ROWS = 4_096  # a term used by at most this many entries keeps their rows as a set, for "does it hold"
 HELD_KEPT = 8_192  # such sets kept at once; past that the kept ones are let go
+BIGRAMS_AS_DICT = 200_000  # up to this many bigrams are also looked up through a dict (made on first use)
 
 
 @dataclass(frozen=True)
@@ -93,9 +94,6 @@ def _max_distance(word: str) -> int:
     if len(word) < 5:
         return 0
     return 1 if len(word) <= 7 else 2
-
-
-BIGRAMS_AS_DICT = 200_000  # up to this many bigrams are also looked up through a dict (made on first use)
 
 
 class Vocabulary(Mapping[str, int]):
