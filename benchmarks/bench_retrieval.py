@@ -208,16 +208,7 @@ def worker(engine: str, corpus_file: str | None) -> dict:
     out["corpus_mib"] = before
     for q in questions[:20]:
         search(q)  # warm caches
-    p50s, p99s = [], []
-    for _ in range(PASSES):
-        times = []
-        for q in questions:
-            t0 = time.perf_counter()
-            search(q)
-            times.append((time.perf_counter() - t0) * 1000)
-        p50s.append(percentile(times, 50))
-        p99s.append(percentile(times, 99))
-    out["p50_ms"], out["p99_ms"] = statistics.median(p50s), statistics.median(p99s)
+    out["p50_ms"], out["p99_ms"] = per_question(search, questions)
     if engine == "trendbot" and not corpus_file:
         out["answer_p50_ms"], out["answer_p99_ms"] = whole_answers(kb, questions)
     out["entries"] = len(kb.trends) + len(kb.faqs)
@@ -233,12 +224,17 @@ def whole_answers(kb, questions: list[str]) -> tuple[float, float]:
     bot = TrendBot(kb)
     for q in questions:
         bot.answer(q)  # warm caches: the surface view, each entry's answer pieces
+    return per_question(bot.answer, questions)
+
+
+def per_question(ask, questions: list[str]) -> tuple[float, float]:
+    """p50 and p99 (ms) of one call of `ask` per question: medians over PASSES passes."""
     p50s, p99s = [], []
     for _ in range(PASSES):
         times = []
         for q in questions:
             t0 = time.perf_counter()
-            bot.answer(q)
+            ask(q)
             times.append((time.perf_counter() - t0) * 1000)
         p50s.append(percentile(times, 50))
         p99s.append(percentile(times, 99))
