@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from bot import markup
 
 MAX_BULLETS = 3
-BODY_BUDGET = 370  # characters of answer text a short reply aims to stay within (the shortest at which no
-# right answer of the tuning questions is lost: `trendbot eval`)
+BODY_BUDGET = 700  # characters of answer text a short reply stays within: room for the lead and three bullets of
+# ordinary length (a tighter cut drops the bullet holding what was asked: `trendbot eval`), none for giant ones
 LEAD_MARGIN = 0.12  # how much more of the question a later unit must hold to lead instead
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9*\"'(])")
 
