@@ -27,6 +27,10 @@ STOP_WORDS = frozenset(
     going goes actually anyway someone said says etc via per
     ur lol lmao tbh btw imo imho idk rn nah yo sup wat wich plz gimme kinda sorta ngl iirc afaik
     fyi pls plz ty tyvm hmm hm umm uh quick q quickq
+    ppl people shud shld thru tho abt smth sth wats wut teh bc cuz coz ya yall gotta tryna lemme dunno
+    re ll ve didnt cant wont wouldnt shouldnt couldnt hasnt havent wasnt werent youre theyre hows wheres whys
+    besides else even asking asked stuff exactly mostly anymore nowadays bunch according basically
+    literally honestly seriously pretty maybe wants wanted curious wondering
     """.split()
 )
 
