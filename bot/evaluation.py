@@ -20,7 +20,11 @@ from bot.replies import Reply, sources_line
 
 # The two parts of the shipped evaluation set. Held-out questions are never tuned on.
 EVAL_DIR = Path(__file__).resolve().parent.parent / "tests" / "eval"
-PARTS = {"tuning": ("tuning.yaml", "questions.yaml", "tuning2.yaml", "tuning3.yaml", "tuning4.yaml", "tuning5.yaml", "tuning6.yaml"), "held-out": ("heldout.yaml",)}
+PARTS = {
+    "tuning": ("tuning.yaml", "questions.yaml", "tuning2.yaml", "tuning3.yaml", "tuning4.yaml", "tuning5.yaml",
+               "tuning6.yaml"),
+    "held-out": ("heldout.yaml",),
+}
 
 
 @dataclass(frozen=True)
